@@ -1,0 +1,409 @@
+#include "worker/agent.h"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/params_proto.h"
+#include "spdlog/spdlog.h"
+
+namespace sweep::worker {
+namespace {
+
+// Rows sent in one stream message at most.
+constexpr int kMaxRowsPerUpdate = 1000;
+
+bool IsTransient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED || code == grpc::StatusCode::CANCELLED ||
+         code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN;
+}
+
+std::string LocalHostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+void SetDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout) {
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+}  // namespace
+
+// State of one leased trial: the training thread adds metric rows; the stream thread sends
+// them with heartbeats and drops them once the coordinator acknowledges them.
+struct Agent::TrialRun final : TrainingObserver {
+  TrialRun(Agent& agent, v1::Lease lease) : agent(agent), lease(std::move(lease)) {}
+
+  void OnMetric(int32_t epoch, int64_t step, std::string_view name, double value) override {
+    std::unique_lock lock(mutex);
+    // Training pauses while the buffer is full, so an outage loses no row.
+    changed.wait(lock, [&] {
+      return unacked.size() < agent.options_.max_buffered_rows || lease_lost || abandoned;
+    });
+    if (lease_lost || abandoned) return;
+    v1::MetricRow& row = unacked.emplace_back();
+    row.set_seq(next_seq++);
+    row.set_epoch(epoch);
+    row.set_step(step);
+    row.set_name(std::string(name));
+    row.set_value(value);
+    changed.notify_all();
+  }
+
+  bool StopRequested() override { return stop_requested.load() || agent.stopping(); }
+
+  // Keeps a stream open to the coordinator until every row is acknowledged after Close,
+  // reconnecting with backoff when the stream breaks.
+  void StreamLoop() {
+    for (int failures = 0;; ++failures) {
+      {
+        std::lock_guard lock(mutex);
+        if (lease_lost || abandoned || (closing && unacked.empty())) return;
+      }
+      const grpc::Status status = StreamOnce();
+      size_t buffered = 0;
+      {
+        std::lock_guard lock(mutex);
+        if (lease_lost || abandoned || (closing && unacked.empty())) return;
+        if (!status.ok() && !IsTransient(status.error_code())) {
+          spdlog::warn("trial={} attempt={} lease lost: {}", lease.trial_id(), lease.attempt(),
+                       status.error_message());
+          LoseLease(v1::STOP_REASON_LEASE_LOST, status.error_message());
+          return;
+        }
+        buffered = unacked.size();
+      }
+      if (failures == 0 || failures % 10 == 0) {
+        spdlog::warn(
+            "trial={} attempt={} stream to coordinator broke ({}); reconnecting with {} rows "
+            "buffered",
+            lease.trial_id(), lease.attempt(), status.error_message(), buffered);
+      }
+      agent.Backoff(failures);
+    }
+  }
+
+  grpc::Status StreamOnce() {
+    grpc::ClientContext context;
+    {
+      std::lock_guard lock(mutex);
+      active_context = &context;
+    }
+    auto stream = agent.stub_->StreamTrial(&context);
+    bool reader_done = false;
+    std::thread reader([&] {
+      v1::TrialCommand command;
+      while (stream->Read(&command)) {
+        std::lock_guard lock(mutex);
+        acked_seq = std::max(acked_seq, command.acked_seq());
+        while (!unacked.empty() && unacked.front().seq() <= acked_seq) unacked.pop_front();
+        if (command.stop() != v1::STOP_REASON_UNSPECIFIED && !stop_requested.load()) {
+          spdlog::info("trial={} attempt={} stop requested by the coordinator: {}",
+                       lease.trial_id(), lease.attempt(), command.stop_message());
+          stop_reason = command.stop();
+          stop_requested = true;
+        }
+        changed.notify_all();
+      }
+      std::lock_guard lock(mutex);
+      reader_done = true;
+      changed.notify_all();
+    });
+
+    int64_t sent_seq;
+    {
+      std::lock_guard lock(mutex);
+      sent_seq = acked_seq;
+    }
+    auto next_heartbeat = std::chrono::steady_clock::now();
+    while (true) {
+      v1::TrialUpdate update;
+      {
+        std::unique_lock lock(mutex);
+        changed.wait_until(lock, next_heartbeat, [&] {
+          return reader_done || lease_lost || abandoned || (closing && unacked.empty()) ||
+                 (!unacked.empty() && unacked.back().seq() > sent_seq);
+        });
+        if (reader_done || lease_lost || abandoned || (closing && unacked.empty())) break;
+        for (const v1::MetricRow& row : unacked) {
+          if (row.seq() <= sent_seq) continue;
+          *update.add_rows() = row;
+          sent_seq = row.seq();
+          if (update.rows_size() >= kMaxRowsPerUpdate) break;
+        }
+      }
+      *update.mutable_lease() = lease;
+      update.set_worker_id(agent.worker_id_);
+      if (!stream->Write(update)) break;
+      next_heartbeat = std::chrono::steady_clock::now() + agent.heartbeat_interval_;
+    }
+    stream->WritesDone();
+    reader.join();
+    const grpc::Status status = stream->Finish();
+    std::lock_guard lock(mutex);
+    active_context = nullptr;
+    return status;
+  }
+
+  // Called with `mutex` held.
+  void LoseLease(v1::StopReason reason, const std::string& message) {
+    lease_lost = true;
+    stop_reason = reason;
+    stop_message = message;
+    stop_requested = true;
+    changed.notify_all();
+  }
+
+  // Waits until every row is acknowledged, the lease is lost, or the trial was cancelled
+  // (the coordinator rejects a cancelled trial's rows). Gives up after `patience` when the
+  // agent is stopping.
+  void Close(std::chrono::milliseconds patience) {
+    std::unique_lock lock(mutex);
+    closing = true;
+    changed.notify_all();
+    const auto flushed = [&] {
+      return unacked.empty() || lease_lost || stop_reason == v1::STOP_REASON_CANCELLED;
+    };
+    while (!flushed()) {
+      if (agent.stopping()) {
+        if (!changed.wait_for(lock, patience, flushed)) break;
+      } else {
+        changed.wait_for(lock, std::chrono::milliseconds(500), flushed);
+      }
+    }
+    if (!flushed()) {
+      spdlog::warn("trial={} attempt={} {} metric rows not acknowledged before shutdown",
+                   lease.trial_id(), lease.attempt(), unacked.size());
+    }
+    abandoned = true;
+    if (active_context != nullptr) active_context->TryCancel();
+    changed.notify_all();
+  }
+
+  Agent& agent;
+  const v1::Lease lease;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<v1::MetricRow> unacked;
+  int64_t next_seq = 1;
+  int64_t acked_seq = 0;
+  bool closing = false;
+  bool abandoned = false;
+  bool lease_lost = false;
+  std::atomic<bool> stop_requested{false};
+  v1::StopReason stop_reason = v1::STOP_REASON_UNSPECIFIED;
+  std::string stop_message;
+  grpc::ClientContext* active_context = nullptr;
+};
+
+Agent::Agent(AgentOptions options, Trainer& trainer)
+    : options_(std::move(options)), trainer_(trainer) {
+  grpc::ChannelArguments arguments;
+  // Keepalive pings every 30 s detect a dead coordinator on idle streams; the coordinator
+  // accepts pings every 20 s or slower.
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  arguments.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  arguments.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Reconnect quickly after a coordinator restart.
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(),
+                                       arguments);
+  stub_ = v1::WorkerService::NewStub(channel_);
+}
+
+Agent::~Agent() = default;
+
+void Agent::Stop() { stop_.store(true); }
+
+void Agent::Backoff(int attempt) {
+  const double base = std::min<double>(
+      static_cast<double>(options_.max_backoff.count()),
+      static_cast<double>(options_.initial_backoff.count()) * std::pow(2.0, std::min(attempt, 20)));
+  thread_local std::mt19937_64 random(std::random_device{}());
+  const double jittered = base * std::uniform_real_distribution<double>(0.5, 1.5)(random);
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(jittered));
+  while (!stopping() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+bool Agent::Register() {
+  v1::RegisterWorkerRequest request;
+  request.set_host(options_.host.empty() ? LocalHostName() : options_.host);
+  request.set_device(trainer_.device());
+  for (int attempt = 0; !stopping(); ++attempt) {
+    grpc::ClientContext context;
+    SetDeadline(context, options_.call_timeout);
+    v1::RegisterWorkerResponse response;
+    const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
+    if (status.ok()) {
+      worker_id_ = response.worker_id();
+      heartbeat_interval_ = std::chrono::milliseconds(response.heartbeat_interval_ms());
+      spdlog::info("worker={} registered with coordinator {} as host={} device={}", worker_id_,
+                   options_.coordinator, request.host(), request.device());
+      return true;
+    }
+    if (!IsTransient(status.error_code())) {
+      spdlog::error("registration with coordinator {} rejected: {}", options_.coordinator,
+                    status.error_message());
+      return false;
+    }
+    if (attempt == 0 || attempt % 10 == 0) {
+      spdlog::warn("cannot reach coordinator {} ({}); retrying", options_.coordinator,
+                   status.error_message());
+    }
+    Backoff(attempt);
+  }
+  return false;
+}
+
+int Agent::Run() {
+  if (!Register()) return stopping() ? 0 : 1;
+  int64_t trials = 0;
+  int failures = 0;
+  while (!stopping()) {
+    grpc::ClientContext context;
+    SetDeadline(context, options_.acquire_wait + options_.call_timeout);
+    v1::AcquireTrialRequest request;
+    request.set_worker_id(worker_id_);
+    request.set_wait_ms(static_cast<int32_t>(options_.acquire_wait.count()));
+    v1::AcquireTrialResponse response;
+    const grpc::Status status = stub_->AcquireTrial(&context, request, &response);
+    if (!status.ok()) {
+      if (!IsTransient(status.error_code())) {
+        spdlog::error("worker={} acquire rejected: {}", worker_id_, status.error_message());
+        return 1;
+      }
+      if (failures == 0 || failures % 10 == 0) {
+        spdlog::warn("worker={} acquire failed ({}); retrying", worker_id_,
+                     status.error_message());
+      }
+      Backoff(failures++);
+      continue;
+    }
+    failures = 0;
+    if (!response.has_lease()) continue;
+    RunTrial(response);
+    ++trials;
+    if (options_.max_trials > 0 && trials >= options_.max_trials) break;
+  }
+  spdlog::info("worker={} stopped after {} trials", worker_id_, trials);
+  return 0;
+}
+
+void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
+  const v1::Lease& lease = acquired.lease();
+  spdlog::info("sweep={} trial={} attempt={} worker={} training started", acquired.sweep_id(),
+               lease.trial_id(), lease.attempt(), worker_id_);
+  v1::FinishTrialRequest finish;
+  *finish.mutable_lease() = lease;
+  finish.set_worker_id(worker_id_);
+
+  absl::StatusOr<Assignment> assignment = AssignmentFromProto(acquired.params());
+  absl::StatusOr<Hyperparameters> hyperparameters =
+      assignment.ok() ? HyperparametersFromAssignment(*assignment)
+                      : absl::StatusOr<Hyperparameters>(assignment.status());
+  if (!hyperparameters.ok()) {
+    finish.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+    finish.set_failure_reason(std::string(hyperparameters.status().message()));
+    Finish(finish);
+    return;
+  }
+
+  TrialRun run(*this, lease);
+  std::thread streamer([&run] { run.StreamLoop(); });
+  TrialSpec spec{.trial_id = lease.trial_id(),
+                 .attempt = lease.attempt(),
+                 .hyperparameters = *hyperparameters,
+                 .seed = acquired.trial_seed()};
+  absl::StatusOr<TrainingResult> result = trainer_.Train(spec, run);
+  run.Close(std::chrono::seconds(10));
+  streamer.join();
+
+  bool lease_lost;
+  v1::StopReason stop_reason;
+  {
+    std::lock_guard lock(run.mutex);
+    lease_lost = run.lease_lost;
+    stop_reason = run.stop_reason;
+    finish.set_last_seq(run.acked_seq);
+  }
+  if (lease_lost) {
+    spdlog::warn("trial={} attempt={} dropped: its lease is no longer current", lease.trial_id(),
+                 lease.attempt());
+    return;
+  }
+  if (!result.ok()) {
+    finish.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+    finish.set_failure_reason(std::string(result.status().message()));
+  } else {
+    for (const auto& [name, value] : result->final_metrics) {
+      v1::Metric* metric = finish.add_final_metrics();
+      metric->set_name(name);
+      metric->set_value(value);
+    }
+    finish.set_checkpoint_path(result->checkpoint_path);
+    switch (result->outcome) {
+      case TrainingOutcome::kCompleted:
+        finish.set_outcome(v1::TRIAL_OUTCOME_COMPLETED);
+        break;
+      case TrainingOutcome::kDiverged:
+        finish.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+        finish.set_failure_reason(result->message);
+        break;
+      case TrainingOutcome::kStopped:
+        // Stopped by the coordinator, or by this worker's shutdown: then the trial goes
+        // back to PENDING for another worker.
+        finish.set_outcome(stop_reason == v1::STOP_REASON_UNSPECIFIED ? v1::TRIAL_OUTCOME_RELEASED
+                                                                      : v1::TRIAL_OUTCOME_STOPPED);
+        finish.set_failure_reason(result->message);
+        break;
+    }
+  }
+  Finish(finish);
+}
+
+void Agent::Finish(const v1::FinishTrialRequest& request) {
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext context;
+    SetDeadline(context, options_.call_timeout);
+    v1::FinishTrialResponse response;
+    const grpc::Status status = stub_->FinishTrial(&context, request, &response);
+    if (status.ok()) {
+      spdlog::info("trial={} attempt={} worker={} ended as {}{}", request.lease().trial_id(),
+                   request.lease().attempt(), worker_id_,
+                   v1::TrialState_Name(response.state()).substr(12),
+                   request.failure_reason().empty() ? "" : ": " + request.failure_reason());
+      return;
+    }
+    const bool retry = IsTransient(status.error_code()) ||
+                       status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+    if (!retry || (stopping() && attempt >= 5)) {
+      spdlog::warn("trial={} attempt={} report of its end rejected: {}",
+                   request.lease().trial_id(), request.lease().attempt(),
+                   status.error_message());
+      return;
+    }
+    if (attempt == 0 || attempt % 10 == 0) {
+      spdlog::warn("trial={} attempt={} report of its end failed ({}); retrying",
+                   request.lease().trial_id(), request.lease().attempt(),
+                   status.error_message());
+    }
+    Backoff(attempt);
+  }
+}
+
+}  // namespace sweep::worker

@@ -1,0 +1,143 @@
+#ifndef SWEEP_SERVER_STORE_H_
+#define SWEEP_SERVER_STORE_H_
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/value.h"
+#include "server/sqlite.h"
+#include "sweep/v1/sweep.pb.h"
+
+namespace sweep::server {
+
+// Schema version written to PRAGMA user_version by the newest migration.
+inline constexpr int kSchemaVersion = 1;
+
+struct NewSweep {
+  std::string name;
+  std::string grid_json;
+  int64_t grid_size = 0;
+  uint64_t seed = 0;
+  std::string combination_count;
+  int64_t parent_sweep_id = 0;
+  int32_t max_attempts = 3;
+};
+
+// A trial handed to a worker.
+struct LeaseGrant {
+  int64_t trial_id = 0;
+  int32_t attempt = 0;
+  int64_t sweep_id = 0;
+  std::string params_json;
+  int64_t lease_expires_ms = 0;
+  uint64_t trial_seed = 0;
+};
+
+// Result of a heartbeat or metric batch on a current lease.
+struct LeaseRenewal {
+  int64_t acked_seq = 0;
+  int64_t lease_expires_ms = 0;
+  // Set when the trial was cancelled; the rows of the batch were not stored.
+  v1::StopReason stop = v1::STOP_REASON_UNSPECIFIED;
+  std::string stop_message;
+};
+
+struct FinishReport {
+  v1::Lease lease;
+  int64_t worker_id = 0;
+  v1::TrialOutcome outcome = v1::TRIAL_OUTCOME_UNSPECIFIED;
+  std::vector<std::pair<std::string, double>> final_metrics;
+  std::string failure_reason;
+  std::string checkpoint_path;
+  int64_t last_seq = 0;
+};
+
+struct ExpiredLeases {
+  int64_t requeued = 0;
+  int64_t failed = 0;
+};
+
+// Durable state of the coordinator in one SQLite file: sweeps, trials, metric rows and
+// workers. Every method is atomic (one transaction) and thread-safe; calls are serialized
+// on one connection, which is the only writer. Times are Unix milliseconds.
+//
+// Durability: WAL with synchronous=NORMAL, so a write whose call returned survives a crash
+// of the coordinator process; an operating system crash or power loss may lose the last
+// transactions.
+class Store {
+ public:
+  // Opens or creates the database at `path` and migrates it to kSchemaVersion. Fails with
+  // FAILED_PRECONDITION when the file belongs to a newer release.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+
+  // Stores a sweep and its trials, all PENDING, in one transaction. Trials are
+  // (ordinal, canonical params JSON) in sample order.
+  absl::StatusOr<int64_t> CreateSweep(const NewSweep& sweep,
+                                      const std::vector<std::string>& trial_params, int64_t now);
+  absl::StatusOr<v1::Sweep> GetSweep(int64_t sweep_id);
+  absl::StatusOr<std::vector<v1::Sweep>> ListSweeps();
+  // Lists a sweep's trials, best first by `sort_by` (highest value first, trials without
+  // a finite value last, then by ordinal).
+  absl::StatusOr<std::vector<v1::Trial>> ListTrials(int64_t sweep_id, v1::TrialState state,
+                                                    const std::string& sort_by, int32_t limit);
+  absl::StatusOr<v1::GetTrialResponse> GetTrial(int64_t trial_id);
+
+  absl::StatusOr<int64_t> RegisterWorker(const std::string& host, const std::string& device,
+                                         int64_t now);
+  absl::StatusOr<std::vector<v1::Worker>> ListWorkers();
+
+  // Leases the oldest pending trial to `worker_id`: raises its attempt, marks it RUNNING
+  // and sets its lease to expire at now + lease_ms. Returns nullopt when none is pending.
+  absl::StatusOr<std::optional<LeaseGrant>> AcquireTrial(int64_t worker_id, int64_t now,
+                                                         int64_t lease_ms);
+
+  // Stores metric rows of a current lease (rows already stored are skipped) and renews
+  // the lease. Fails with NOT_FOUND for an unknown trial and ABORTED when the attempt is
+  // no longer current.
+  absl::StatusOr<LeaseRenewal> RecordProgress(const v1::Lease& lease, int64_t worker_id,
+                                              const std::vector<v1::MetricRow>& rows,
+                                              int64_t now, int64_t lease_ms);
+
+  // Ends a trial with the worker's outcome. Idempotent for the same attempt. Fails with
+  // ABORTED when the attempt is no longer current and FAILED_PRECONDITION when metric rows
+  // up to last_seq are not all stored yet.
+  absl::StatusOr<v1::TrialState> FinishTrial(const FinishReport& report, int64_t now);
+
+  // Cancels a sweep's pending and running trials (or one trial). Running trials become
+  // CANCELLED at once; their workers learn it on their next report.
+  absl::StatusOr<v1::CancelResponse> Cancel(int64_t sweep_id, int64_t trial_id, int64_t now);
+
+  // Requeues RUNNING trials whose lease expired before `now`, or fails those that used
+  // their sweep's max attempts.
+  absl::StatusOr<ExpiredLeases> ExpireLeases(int64_t now);
+
+  // Ids of RUNNING trials of a sweep.
+  absl::StatusOr<std::vector<int64_t>> RunningTrialIds(int64_t sweep_id);
+
+ private:
+  explicit Store(sqlite3* db);
+  absl::Status Migrate();
+  absl::Status PrepareStatements();
+  absl::StatusOr<v1::Sweep> ReadSweep(Statement& statement);
+  absl::Status FillLatestMetrics(v1::Trial& trial);
+  absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state);
+
+  std::mutex mutex_;
+  sqlite3* db_;
+  struct Statements;
+  std::unique_ptr<Statements> statements_ ABSL_GUARDED_BY(mutex_);
+};
+
+}  // namespace sweep::server
+
+#endif  // SWEEP_SERVER_STORE_H_

@@ -1,0 +1,70 @@
+#ifndef SWEEP_WORKER_AGENT_H_
+#define SWEEP_WORKER_AGENT_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sweep/v1/sweep.grpc.pb.h"
+#include "worker/trainer.h"
+
+namespace sweep::worker {
+
+struct AgentOptions {
+  std::string coordinator = "127.0.0.1:50051";
+  // Host name reported at registration; empty uses gethostname().
+  std::string host;
+  // How long one AcquireTrial call may wait on the coordinator for a pending trial.
+  std::chrono::milliseconds acquire_wait{10'000};
+  // Deadline of each unary call beyond its own waiting time.
+  std::chrono::milliseconds call_timeout{10'000};
+  // Retry delays after a failed call grow exponentially from the initial to the maximum
+  // delay, each with +-50% jitter.
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{5'000};
+  // Metric rows kept while the coordinator has not acknowledged them; training pauses when
+  // the buffer is full, so no row is dropped.
+  size_t max_buffered_rows = 100'000;
+  // Ends Run after this many trials; 0 runs until stopped.
+  int64_t max_trials = 0;
+};
+
+// The worker's main loop: registers with the coordinator, acquires trials, trains them
+// with the trainer while streaming metrics and heartbeats, and reports each trial's end.
+// Rides out coordinator restarts by retrying with backoff and resending unacknowledged
+// metric rows.
+class Agent {
+ public:
+  Agent(AgentOptions options, Trainer& trainer);
+  ~Agent();
+
+  // Runs until Stop() is called (or max_trials trials ended). A trial in training when
+  // Stop() is called is stopped after its current step and released back to PENDING.
+  // Returns 0 on a clean stop.
+  int Run();
+
+  // Requests Run to return; safe to call from any thread.
+  void Stop();
+
+ private:
+  struct TrialRun;
+  bool Register();
+  void RunTrial(const v1::AcquireTrialResponse& acquired);
+  void Finish(const v1::FinishTrialRequest& request);
+  void Backoff(int attempt);
+  bool stopping() const { return stop_.load(); }
+
+  const AgentOptions options_;
+  Trainer& trainer_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  int64_t worker_id_ = 0;
+  std::chrono::milliseconds heartbeat_interval_{5'000};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace sweep::worker
+
+#endif  // SWEEP_WORKER_AGENT_H_
