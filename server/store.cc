@@ -869,4 +869,9 @@ absl::StatusOr<std::vector<int64_t>> Store::RunningTrialIds(int64_t sweep_id) {
   return ids;
 }
 
+absl::Status Store::ExecuteForTesting(const std::string& sql) {
+  std::lock_guard lock(mutex_);
+  return Execute(db_, sql);
+}
+
 }  // namespace sweep::server

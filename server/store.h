@@ -124,6 +124,10 @@ class Store {
   // Ids of RUNNING trials of a sweep.
   absl::StatusOr<std::vector<int64_t>> RunningTrialIds(int64_t sweep_id);
 
+  // Runs SQL on the store's connection; tests use it to inject faults such as a size cap
+  // (PRAGMA max_page_count).
+  absl::Status ExecuteForTesting(const std::string& sql);
+
  private:
   explicit Store(sqlite3* db);
   absl::Status Migrate();

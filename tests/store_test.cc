@@ -1,0 +1,230 @@
+// The SQLite store on real database files.
+#include "server/store.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "tests/support/client.h"
+#include "tests/support/process.h"
+
+namespace sweep::server {
+namespace {
+
+using ::sweep::testing::TempDir;
+
+std::vector<std::string> TrialParams(int count) {
+  std::vector<std::string> params;
+  for (int i = 0; i < count; ++i) params.push_back(R"({"conv1_depth":)" + std::to_string(i + 1) + "}");
+  return params;
+}
+
+NewSweep MakeSweep(int32_t max_attempts = 3) {
+  return NewSweep{.name = "test",
+                  .grid_json = R"({"conv1_depth":[1]})",
+                  .grid_size = 1,
+                  .seed = 1,
+                  .combination_count = "1",
+                  .max_attempts = max_attempts};
+}
+
+v1::MetricRow Row(int64_t seq, const std::string& name, double value) {
+  v1::MetricRow row;
+  row.set_seq(seq);
+  row.set_epoch(1);
+  row.set_step(seq);
+  row.set_name(name);
+  row.set_value(value);
+  return row;
+}
+
+v1::Lease LeaseOf(const LeaseGrant& grant) {
+  v1::Lease lease;
+  lease.set_trial_id(grant.trial_id);
+  lease.set_attempt(grant.attempt);
+  return lease;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    absl::StatusOr<int64_t> worker = store_->RegisterWorker("host", "cpu", 0);
+    ASSERT_TRUE(worker.ok());
+    worker_ = *worker;
+  }
+
+  LeaseGrant Acquire(int64_t now = 1000, int64_t lease_ms = 100) {
+    absl::StatusOr<std::optional<LeaseGrant>> grant = store_->AcquireTrial(worker_, now, lease_ms);
+    EXPECT_TRUE(grant.ok()) << grant.status();
+    EXPECT_TRUE(grant.ok() && grant->has_value());
+    return grant.ok() && grant->has_value() ? **grant : LeaseGrant{};
+  }
+
+  TempDir dir_;
+  std::filesystem::path path_ = dir_.path() / "sweep.db";
+  std::unique_ptr<Store> store_;
+  int64_t worker_ = 0;
+};
+
+TEST_F(StoreTest, FreshDatabaseHasCurrentSchemaVersion) {
+  store_.reset();
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "PRAGMA user_version"), kSchemaVersion);
+}
+
+TEST_F(StoreTest, NewerSchemaIsRejected) {
+  ASSERT_TRUE(store_->ExecuteForTesting("PRAGMA user_version = 99").ok());
+  store_.reset();
+  absl::StatusOr<std::unique_ptr<Store>> reopened = Store::Open(path_.string());
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(reopened.status().message().find("schema version 99"), std::string::npos);
+}
+
+TEST_F(StoreTest, AcquireHandsOutEachTrialOnce) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(3), 0).ok());
+  std::set<int64_t> ids;
+  for (int i = 0; i < 3; ++i) ids.insert(Acquire().trial_id);
+  EXPECT_EQ(ids.size(), 3u);
+  absl::StatusOr<std::optional<LeaseGrant>> none = store_->AcquireTrial(worker_, 1000, 100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(StoreTest, ConcurrentAcquireNeverDuplicates) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(200), 0).ok());
+  std::mutex mutex;
+  std::vector<int64_t> ids;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      while (true) {
+        absl::StatusOr<std::optional<LeaseGrant>> grant = store_->AcquireTrial(worker_, 0, 1000);
+        if (!grant.ok() || !grant->has_value()) return;
+        std::lock_guard lock(mutex);
+        ids.push_back((*grant)->trial_id);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(ids.size(), 200u);
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 200u);
+}
+
+TEST_F(StoreTest, DuplicateParametersAreRejected) {
+  absl::StatusOr<int64_t> sweep =
+      store_->CreateSweep(MakeSweep(), {R"({"a":1})", R"({"a":1})"}, 0);
+  EXPECT_FALSE(sweep.ok());
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM sweeps"), 0);
+}
+
+TEST_F(StoreTest, ExpiredLeaseRequeuesThenFails) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(/*max_attempts=*/2), TrialParams(1), 0).ok());
+  LeaseGrant first = Acquire(1000, 100);
+  EXPECT_EQ(first.attempt, 1);
+  absl::StatusOr<ExpiredLeases> expired = store_->ExpireLeases(1101);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(expired->requeued, 1);
+
+  LeaseGrant second = Acquire(2000, 100);
+  EXPECT_EQ(second.trial_id, first.trial_id);
+  EXPECT_EQ(second.attempt, 2);
+  expired = store_->ExpireLeases(2101);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(expired->failed, 1);
+  absl::StatusOr<v1::GetTrialResponse> trial = store_->GetTrial(first.trial_id);
+  ASSERT_TRUE(trial.ok());
+  EXPECT_EQ(trial->trial().state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_NE(trial->trial().failure_reason().find("lease expired on attempt 2 of 2"),
+            std::string::npos);
+}
+
+TEST_F(StoreTest, StaleAttemptIsRejected) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(1), 0).ok());
+  LeaseGrant first = Acquire(1000, 100);
+  ASSERT_TRUE(store_->ExpireLeases(1200).ok());
+  LeaseGrant second = Acquire(1300, 100);
+
+  absl::StatusOr<LeaseRenewal> stale =
+      store_->RecordProgress(LeaseOf(first), worker_, {Row(1, "loss", 1.0)}, 1310, 100);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  FinishReport report{.lease = LeaseOf(first), .outcome = v1::TRIAL_OUTCOME_COMPLETED};
+  EXPECT_EQ(store_->FinishTrial(report, 1320).status().code(), absl::StatusCode::kAborted);
+  absl::StatusOr<LeaseRenewal> current =
+      store_->RecordProgress(LeaseOf(second), worker_, {Row(1, "loss", 1.0)}, 1310, 100);
+  EXPECT_TRUE(current.ok()) << current.status();
+}
+
+TEST_F(StoreTest, ResentRowsAreStoredOnce) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(1), 0).ok());
+  LeaseGrant grant = Acquire();
+  const std::vector<v1::MetricRow> rows = {Row(1, "a", 1), Row(2, "b", 0.4)};
+  ASSERT_TRUE(store_->RecordProgress(LeaseOf(grant), worker_, rows, 1001, 100).ok());
+  absl::StatusOr<LeaseRenewal> again =
+      store_->RecordProgress(LeaseOf(grant), worker_, rows, 1002, 100);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->acked_seq, 2);
+  EXPECT_EQ(again->lease_expires_ms, 1102);
+  absl::StatusOr<v1::GetTrialResponse> trial = store_->GetTrial(grant.trial_id);
+  ASSERT_TRUE(trial.ok());
+  ASSERT_EQ(trial->history_size(), 2);
+  EXPECT_EQ(trial->history(1).row().value(), 0.4);
+}
+
+TEST_F(StoreTest, FinishWaitsForAllRows) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(1), 0).ok());
+  LeaseGrant grant = Acquire();
+  ASSERT_TRUE(store_->RecordProgress(LeaseOf(grant), worker_, {Row(1, "a", 1)}, 1001, 100).ok());
+  FinishReport report{.lease = LeaseOf(grant),
+                      .worker_id = worker_,
+                      .outcome = v1::TRIAL_OUTCOME_COMPLETED,
+                      .final_metrics = {{"best_val_accuracy", 0.875}},
+                      .last_seq = 2};
+  EXPECT_EQ(store_->FinishTrial(report, 1002).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  report.last_seq = 1;
+  absl::StatusOr<v1::TrialState> state = store_->FinishTrial(report, 1002);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(*state, v1::TRIAL_STATE_COMPLETED);
+  // A retried report of the same outcome is accepted.
+  EXPECT_TRUE(store_->FinishTrial(report, 1003).ok());
+}
+
+TEST_F(StoreTest, FullDatabaseLeavesNoPartialSweep) {
+  store_.reset();
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_.string());
+  ASSERT_TRUE(store.ok());
+  store_ = *std::move(store);
+  const int64_t pages = ::sweep::testing::QueryInt(path_, "PRAGMA page_count");
+  ASSERT_TRUE(store_->ExecuteForTesting("PRAGMA max_page_count = " + std::to_string(pages + 2)).ok());
+
+  absl::StatusOr<int64_t> sweep = store_->CreateSweep(MakeSweep(), TrialParams(5000), 0);
+  ASSERT_FALSE(sweep.ok());
+  EXPECT_EQ(sweep.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(sweep.status().message().find("free disk space"), std::string::npos);
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM sweeps"), 0);
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM trials"), 0);
+
+  // Space is back: the same request succeeds.
+  ASSERT_TRUE(store_->ExecuteForTesting("PRAGMA max_page_count = 1073741823").ok());
+  EXPECT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(5000), 0).ok());
+}
+
+TEST_F(StoreTest, ReadOnlyDatabaseGivesClearError) {
+  // query_only makes every write fail with SQLITE_READONLY, as a read-only file does.
+  ASSERT_TRUE(store_->ExecuteForTesting("PRAGMA query_only = 1").ok());
+  absl::StatusOr<int64_t> sweep = store_->CreateSweep(MakeSweep(), TrialParams(3), 0);
+  ASSERT_FALSE(sweep.ok());
+  EXPECT_EQ(sweep.status().code(), absl::StatusCode::kFailedPrecondition) << sweep.status();
+  EXPECT_NE(sweep.status().message().find("writable"), std::string::npos);
+
+  ASSERT_TRUE(store_->ExecuteForTesting("PRAGMA query_only = 0").ok());
+  EXPECT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(3), 0).ok());
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM trials"), 3);
+}
+
+}  // namespace
+}  // namespace sweep::server
