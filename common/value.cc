@@ -21,6 +21,17 @@ std::string FormatValue(const Value& value) {
   return std::get<bool>(value) ? "true" : "false";
 }
 
+std::string FormatValueAsJson(const Value& value) {
+  if (const auto* d = std::get_if<double>(&value); d != nullptr && !std::isfinite(*d)) {
+    return FormatDouble(*d);
+  }
+  return ValueToJson(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string QuoteJsonString(std::string_view text) {
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 nlohmann::json ValueToJson(const Value& value) {
   return std::visit([](const auto& v) { return nlohmann::json(v); }, value);
 }

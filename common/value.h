@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -24,6 +25,15 @@ std::string FormatDouble(double value);
 
 // Formats a value for people: integers and doubles as numbers, strings unquoted.
 std::string FormatValue(const Value& value);
+
+// Formats a value as JSON for messages: strings quoted and escaped, doubles with a
+// fraction or exponent ("32.0"), so a double never reads as an integer. NaN and
+// infinities print as in FormatDouble.
+std::string FormatValueAsJson(const Value& value);
+
+// Quotes and escapes `text` as a JSON string. Invalid UTF-8 becomes U+FFFD instead of
+// raising nlohmann::json's type_error.
+std::string QuoteJsonString(std::string_view text);
 
 nlohmann::json ValueToJson(const Value& value);
 

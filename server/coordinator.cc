@@ -15,8 +15,12 @@ int64_t NowUnixMs() {
       .count();
 }
 
-Coordinator::Coordinator(Store& store, CoordinatorOptions options)
-    : store_(store), options_(options) {}
+Coordinator::Coordinator(Store& store, CoordinatorOptions options, TensorBoardWriter* tensorboard)
+    : store_(store), tensorboard_(tensorboard), options_(options) {}
+
+void Coordinator::WarnOnTensorBoardError(const absl::Status& status) {
+  if (!status.ok()) spdlog::warn("writing TensorBoard event files failed: {}", status.message());
+}
 
 Coordinator::~Coordinator() { Shutdown(); }
 
@@ -130,6 +134,16 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
   if (!sweep_id.ok()) return sweep_id.status();
   spdlog::info("sweep={} name=\"{}\" submitted with {} trials of {} combinations", *sweep_id,
                request.name(), sample->size(), sweep.combination_count());
+  if (tensorboard_ != nullptr) {
+    std::vector<std::pair<std::string, std::vector<Value>>> grid_values;
+    for (const GridParameter& parameter : grid->parameters()) {
+      grid_values.emplace_back(parameter.name, parameter.values);
+    }
+    WarnOnTensorBoardError(tensorboard_->WriteSweep(
+        *sweep_id, grid_values,
+        {"best_val_accuracy", "test_accuracy", "test_loss", "val_accuracy", "val_loss",
+         "train_accuracy", "train_loss"}));
+  }
   NotifyChange();
   absl::StatusOr<v1::Sweep> stored = store_.GetSweep(*sweep_id);
   if (!stored.ok()) return stored.status();
@@ -145,6 +159,13 @@ absl::StatusOr<v1::CancelResponse> Coordinator::Cancel(int64_t sweep_id, int64_t
   spdlog::info("sweep={} trial={} cancelled: {} pending, {} running", sweep_id, trial_id,
                response->cancelled_pending(), response->cancelled_running());
 
+  if (tensorboard_ != nullptr) {
+    for (int64_t id : *running) {
+      if (trial_id != 0 && id != trial_id) continue;
+      WarnOnTensorBoardError(
+          tensorboard_->WriteTrialEnd(sweep_id, id, v1::TRIAL_STATE_CANCELLED, {}));
+    }
+  }
   std::lock_guard lock(streams_mutex_);
   for (int64_t id : *running) {
     if (trial_id != 0 && id != trial_id) continue;
@@ -181,6 +202,10 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
       *response.mutable_params() = AssignmentToProto(*assignment);
       spdlog::info("sweep={} trial={} attempt={} worker={} leased", lease.sweep_id,
                    lease.trial_id, lease.attempt, worker_id);
+      if (tensorboard_ != nullptr) {
+        WarnOnTensorBoardError(
+            tensorboard_->WriteTrialStart(lease.sweep_id, lease.trial_id, *assignment));
+      }
       NotifyChange();
       return response;
     }
@@ -196,11 +221,19 @@ absl::StatusOr<LeaseRenewal> Coordinator::RecordProgress(const v1::TrialUpdate& 
   std::vector<v1::MetricRow> rows(update.rows().begin(), update.rows().end());
   absl::StatusOr<LeaseRenewal> renewal = store_.RecordProgress(
       update.lease(), update.worker_id(), rows, NowUnixMs(), options_.lease_ms);
-  if (renewal.ok() && !rows.empty()) NotifyChange();
+  if (renewal.ok() && !renewal->inserted.empty()) {
+    if (tensorboard_ != nullptr) {
+      WarnOnTensorBoardError(tensorboard_->WriteMetrics(renewal->sweep_id,
+                                                        update.lease().trial_id(),
+                                                        renewal->inserted));
+    }
+    NotifyChange();
+  }
   return renewal;
 }
 
-absl::StatusOr<v1::TrialState> Coordinator::FinishTrial(const v1::FinishTrialRequest& request) {
+absl::StatusOr<v1::TrialState> Coordinator::FinishTrial(
+    const v1::FinishTrialRequest& request) {
   FinishReport report;
   report.lease = request.lease();
   report.worker_id = request.worker_id();
@@ -211,15 +244,21 @@ absl::StatusOr<v1::TrialState> Coordinator::FinishTrial(const v1::FinishTrialReq
   report.failure_reason = request.failure_reason();
   report.checkpoint_path = request.checkpoint_path();
   report.last_seq = request.last_seq();
-  absl::StatusOr<v1::TrialState> state = store_.FinishTrial(report, NowUnixMs());
-  if (state.ok()) {
-    spdlog::info("trial={} attempt={} worker={} finished as {}{}", request.lease().trial_id(),
-                 request.lease().attempt(), request.worker_id(),
-                 v1::TrialState_Name(*state).substr(12),
+  absl::StatusOr<FinishResult> result = store_.FinishTrial(report, NowUnixMs());
+  if (!result.ok()) return result.status();
+  if (result->changed) {
+    spdlog::info("sweep={} trial={} attempt={} worker={} ended as {}{}", result->sweep_id,
+                 request.lease().trial_id(), request.lease().attempt(), request.worker_id(),
+                 v1::TrialState_Name(result->state).substr(12),
                  request.failure_reason().empty() ? "" : ": " + request.failure_reason());
+    if (tensorboard_ != nullptr && result->state != v1::TRIAL_STATE_PENDING) {
+      WarnOnTensorBoardError(tensorboard_->WriteTrialEnd(result->sweep_id,
+                                                         request.lease().trial_id(),
+                                                         result->state, report.final_metrics));
+    }
     NotifyChange();
   }
-  return state;
+  return result->state;
 }
 
 uint64_t Coordinator::AddStream(int64_t trial_id, StopCallback callback) {

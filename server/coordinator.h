@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "server/store.h"
+#include "server/tensorboard.h"
 #include "sweep/v1/sweep.pb.h"
 
 namespace sweep::server {
@@ -39,7 +40,9 @@ using StopCallback = std::function<void(v1::StopReason reason, const std::string
 // Thread-safe.
 class Coordinator {
  public:
-  Coordinator(Store& store, CoordinatorOptions options);
+  // `tensorboard` may be null; when set, every sweep, trial and metric row is also written
+  // as TensorBoard event files.
+  Coordinator(Store& store, CoordinatorOptions options, TensorBoardWriter* tensorboard = nullptr);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -82,8 +85,11 @@ class Coordinator {
  private:
   void NotifyChange();
   void ExpiryLoop();
+  // Logs a TensorBoard write error; event files are a view, so sweeps go on without them.
+  void WarnOnTensorBoardError(const absl::Status& status);
 
   Store& store_;
+  TensorBoardWriter* const tensorboard_;
   const CoordinatorOptions options_;
 
   std::mutex mutex_;

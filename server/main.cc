@@ -5,12 +5,15 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
+#include "server/auth.h"
 #include "server/coordinator.h"
 #include "server/service.h"
 #include "server/store.h"
@@ -28,7 +31,52 @@ struct Flags {
   double heartbeat_seconds = 5;
   int max_attempts = 3;
   int64_t max_grid_size = 1'000'000;
+  std::string client_token_file;
+  std::string worker_token_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string logdir;
 };
+
+// Reads a whole file, dropping one trailing newline (token files often end with one).
+absl::StatusOr<std::string> ReadFile(const std::string& path, bool trim_newline) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return absl::NotFoundError("cannot read \"" + path + "\"");
+  std::string content((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (trim_newline) {
+    while (!content.empty() && (content.back() == '\n' || content.back() == '\r')) {
+      content.pop_back();
+    }
+  }
+  return content;
+}
+
+// Takes a token from a file flag, else from an environment variable; empty means none.
+absl::StatusOr<std::string> LoadToken(const std::string& file, const char* variable) {
+  if (!file.empty()) {
+    absl::StatusOr<std::string> token = ReadFile(file, true);
+    if (token.ok() && token->empty()) {
+      return absl::InvalidArgumentError("token file \"" + file + "\" is empty");
+    }
+    return token;
+  }
+  const char* value = std::getenv(variable);
+  return std::string(value == nullptr ? "" : value);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(const Flags& flags) {
+  if (flags.tls_cert.empty() && flags.tls_key.empty()) return grpc::InsecureServerCredentials();
+  if (flags.tls_cert.empty() || flags.tls_key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  absl::StatusOr<std::string> cert = ReadFile(flags.tls_cert, false);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadFile(flags.tls_key, false);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
 
 bool IsLoopback(const std::string& address) {
   return address.rfind("127.", 0) == 0 || address.rfind("localhost:", 0) == 0 ||
@@ -48,15 +96,41 @@ int Run(const Flags& flags) {
   options.max_attempts = flags.max_attempts;
   options.max_grid_size = flags.max_grid_size;
   options.expiry_check_ms = std::clamp<int64_t>(options.lease_ms / 4, 50, 1000);
-  sweep::server::Coordinator coordinator(**store, options);
-  sweep::server::SweepServiceImpl sweep_service(coordinator);
-  sweep::server::WorkerServiceImpl worker_service(coordinator);
+  absl::StatusOr<std::string> client_token =
+      LoadToken(flags.client_token_file, "SWEEP_CLIENT_TOKEN");
+  absl::StatusOr<std::string> worker_token =
+      LoadToken(flags.worker_token_file, "SWEEP_WORKER_TOKEN");
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MakeCredentials(flags);
+  for (const absl::Status& status :
+       {client_token.status(), worker_token.status(), credentials.status()}) {
+    if (!status.ok()) {
+      spdlog::critical("invalid security settings: {}", status.message());
+      return 2;
+    }
+  }
+  const sweep::server::Authenticator authenticator(*client_token, *worker_token);
+
+  std::unique_ptr<sweep::server::TensorBoardWriter> tensorboard;
+  if (!flags.logdir.empty()) {
+    absl::StatusOr<std::unique_ptr<sweep::server::TensorBoardWriter>> writer =
+        sweep::server::TensorBoardWriter::Create(flags.logdir);
+    if (!writer.ok()) {
+      spdlog::critical("cannot write TensorBoard files to --logdir {}: {}", flags.logdir,
+                       writer.status().message());
+      return 1;
+    }
+    tensorboard = *std::move(writer);
+    spdlog::info("writing TensorBoard event files to {}", flags.logdir);
+  }
+  sweep::server::Coordinator coordinator(**store, options, tensorboard.get());
+  sweep::server::SweepServiceImpl sweep_service(coordinator, authenticator);
+  sweep::server::WorkerServiceImpl worker_service(coordinator, authenticator);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(flags.listen, *credentials, &port);
   builder.RegisterService(&sweep_service);
   builder.RegisterService(&worker_service);
   // Workers ping idle connections every 30 s; allow that without a GOAWAY.
@@ -68,12 +142,18 @@ int Run(const Flags& flags) {
     spdlog::critical("cannot listen on {}; pass a free host:port with --listen", flags.listen);
     return 1;
   }
-  if (!IsLoopback(flags.listen)) {
-    spdlog::warn("listening on {} beyond loopback without authentication", flags.listen);
+  if (!IsLoopback(flags.listen) &&
+      !(authenticator.enabled(sweep::server::Role::kClient) &&
+        authenticator.enabled(sweep::server::Role::kWorker))) {
+    spdlog::warn(
+        "listening on {} beyond loopback without both a client and a worker token; anyone who "
+        "reaches this port can submit sweeps or act as a worker",
+        flags.listen);
   }
   coordinator.Start();
   const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
-  spdlog::info("listening on {}:{} with database {} (schema version {})", host, port, flags.db,
+  spdlog::info("listening on {}:{} ({}) with database {} (schema version {})", host, port,
+               flags.tls_cert.empty() ? "plaintext" : "TLS", flags.db,
                sweep::server::kSchemaVersion);
   if (!flags.port_file.empty()) {
     const std::string temporary = flags.port_file + ".tmp";
@@ -132,6 +212,17 @@ int main(int argc, char** argv) {
   app.add_option("--max-grid-size", flags.max_grid_size, "largest grid_size a sweep may request")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{100'000'000}));
+  app.add_option("--client-token-file", flags.client_token_file,
+                 "file with the token clients must send; default: $SWEEP_CLIENT_TOKEN, and no "
+                 "check when both are empty");
+  app.add_option("--worker-token-file", flags.worker_token_file,
+                 "file with the token workers must send; default: $SWEEP_WORKER_TOKEN, and no "
+                 "check when both are empty");
+  app.add_option("--tls-cert", flags.tls_cert, "PEM server certificate; enables TLS with --tls-key");
+  app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--logdir", flags.logdir,
+                 "directory for TensorBoard event files, one folder per sweep and trial; "
+                 "empty writes none");
   CLI11_PARSE(app, argc, argv);
 
   if (absl::Status status = sweep::SetUpLogging(flags.log_level, flags.log_format, "coordinator");

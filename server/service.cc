@@ -23,9 +23,12 @@ grpc::Status Invalid(const std::string& message) {
 
 }  // namespace
 
-grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
+grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context,
                                            const v1::SubmitSweepRequest* request,
                                            v1::SubmitSweepResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<v1::SubmitSweepResponse> result = coordinator_.SubmitSweep(*request);
   if (!result.ok()) {
     spdlog::info("sweep submission rejected: {}", result.status().message());
@@ -35,25 +38,34 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext*, const v1::GetSweepRequest* request,
+grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
                                         v1::Sweep* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<v1::Sweep> sweep = coordinator_.store().GetSweep(request->sweep_id());
   if (!sweep.ok()) return ToGrpcStatus(sweep.status());
   *response = *std::move(sweep);
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext*, const v1::ListSweepsRequest*,
+grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* context, const v1::ListSweepsRequest*,
                                           v1::ListSweepsResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<std::vector<v1::Sweep>> sweeps = coordinator_.store().ListSweeps();
   if (!sweeps.ok()) return ToGrpcStatus(sweeps.status());
   for (v1::Sweep& sweep : *sweeps) *response->add_sweeps() = std::move(sweep);
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListTrials(grpc::ServerContext*,
+grpc::Status SweepServiceImpl::ListTrials(grpc::ServerContext* context,
                                           const v1::ListTrialsRequest* request,
                                           v1::ListTrialsResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   if (request->limit() < 0) {
     return Invalid("limit " + std::to_string(request->limit()) + " is negative; pass 0 for all");
   }
@@ -67,16 +79,22 @@ grpc::Status SweepServiceImpl::ListTrials(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::GetTrial(grpc::ServerContext*, const v1::GetTrialRequest* request,
+grpc::Status SweepServiceImpl::GetTrial(grpc::ServerContext* context, const v1::GetTrialRequest* request,
                                         v1::GetTrialResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<v1::GetTrialResponse> trial = coordinator_.store().GetTrial(request->trial_id());
   if (!trial.ok()) return ToGrpcStatus(trial.status());
   *response = *std::move(trial);
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::Cancel(grpc::ServerContext*, const v1::CancelRequest* request,
+grpc::Status SweepServiceImpl::Cancel(grpc::ServerContext* context, const v1::CancelRequest* request,
                                       v1::CancelResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<v1::CancelResponse> result =
       coordinator_.Cancel(request->sweep_id(), request->trial_id());
   if (!result.ok()) return ToGrpcStatus(result.status());
@@ -84,8 +102,11 @@ grpc::Status SweepServiceImpl::Cancel(grpc::ServerContext*, const v1::CancelRequ
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest*,
                                            v1::ListWorkersResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   absl::StatusOr<std::vector<v1::Worker>> workers = coordinator_.store().ListWorkers();
   if (!workers.ok()) return ToGrpcStatus(workers.status());
   for (v1::Worker& worker : *workers) *response->add_workers() = std::move(worker);
@@ -95,6 +116,9 @@ grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListW
 grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
                                           const v1::WatchSweepRequest* request,
                                           grpc::ServerWriter<v1::WatchSweepEvent>* writer) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
+    return denied;
+  }
   Store& store = coordinator_.store();
   uint64_t seen = coordinator_.change_count();
   while (!context->IsCancelled()) {
@@ -125,9 +149,12 @@ grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext* context,
                                                const v1::RegisterWorkerRequest* request,
                                                v1::RegisterWorkerResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kWorker); !denied.ok()) {
+    return denied;
+  }
   if (request->host().empty() || request->host().size() > kMaxStringLength) {
     return Invalid("worker host \"" + request->host().substr(0, 64) +
                    "\" is invalid; send 1 to 1024 characters");
@@ -149,6 +176,9 @@ grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*,
 grpc::Status WorkerServiceImpl::AcquireTrial(grpc::ServerContext* context,
                                              const v1::AcquireTrialRequest* request,
                                              v1::AcquireTrialResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kWorker); !denied.ok()) {
+    return denied;
+  }
   if (request->worker_id() <= 0) return Invalid("worker_id is missing; call RegisterWorker first");
   absl::StatusOr<v1::AcquireTrialResponse> result = coordinator_.AcquireTrial(
       request->worker_id(), request->wait_ms(), [context] { return context->IsCancelled(); });
@@ -158,7 +188,10 @@ grpc::Status WorkerServiceImpl::AcquireTrial(grpc::ServerContext* context,
 }
 
 grpc::Status WorkerServiceImpl::StreamTrial(
-    grpc::ServerContext*, grpc::ServerReaderWriter<v1::TrialCommand, v1::TrialUpdate>* stream) {
+    grpc::ServerContext* context, grpc::ServerReaderWriter<v1::TrialCommand, v1::TrialUpdate>* stream) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kWorker); !denied.ok()) {
+    return denied;
+  }
   v1::TrialUpdate update;
   if (!stream->Read(&update)) return grpc::Status::OK;
   const v1::Lease lease = update.lease();
@@ -213,9 +246,12 @@ grpc::Status WorkerServiceImpl::StreamTrial(
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::FinishTrial(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::FinishTrial(grpc::ServerContext* context,
                                             const v1::FinishTrialRequest* request,
                                             v1::FinishTrialResponse* response) {
+  if (grpc::Status denied = authenticator_.Check(*context, Role::kWorker); !denied.ok()) {
+    return denied;
+  }
   if (request->failure_reason().size() > 64 * kMaxStringLength) {
     return Invalid("failure_reason is too long; send at most 65536 characters");
   }

@@ -1,6 +1,7 @@
 #ifndef SWEEP_SERVER_SERVICE_H_
 #define SWEEP_SERVER_SERVICE_H_
 
+#include "server/auth.h"
 #include "server/coordinator.h"
 #include "sweep/v1/sweep.grpc.pb.h"
 
@@ -10,7 +11,8 @@ namespace sweep::server {
 // statuses.
 class SweepServiceImpl final : public v1::SweepService::Service {
  public:
-  explicit SweepServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  SweepServiceImpl(Coordinator& coordinator, const Authenticator& authenticator)
+      : coordinator_(coordinator), authenticator_(authenticator) {}
 
   grpc::Status SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* request,
                            v1::SubmitSweepResponse* response) override;
@@ -31,12 +33,14 @@ class SweepServiceImpl final : public v1::SweepService::Service {
 
  private:
   Coordinator& coordinator_;
+  const Authenticator& authenticator_;
 };
 
 // Worker-facing gRPC service.
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
-  explicit WorkerServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  WorkerServiceImpl(Coordinator& coordinator, const Authenticator& authenticator)
+      : coordinator_(coordinator), authenticator_(authenticator) {}
 
   grpc::Status RegisterWorker(grpc::ServerContext* context,
                               const v1::RegisterWorkerRequest* request,
@@ -51,6 +55,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
  private:
   Coordinator& coordinator_;
+  const Authenticator& authenticator_;
 };
 
 }  // namespace sweep::server

@@ -608,7 +608,8 @@ absl::StatusOr<std::optional<LeaseGrant>> Store::AcquireTrial(int64_t worker_id,
   return grant;
 }
 
-absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state) {
+absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state,
+                                      int64_t* sweep_id) {
   Statement& select = statements_->lease_state;
   select.Reset().Bind(1, lease.trial_id());
   absl::StatusOr<bool> row = select.Step();
@@ -618,6 +619,7 @@ absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* st
   }
   *state = static_cast<v1::TrialState>(select.ColumnInt(0));
   const int64_t attempt = select.ColumnInt(1);
+  *sweep_id = select.ColumnInt(3);
   select.Reset();
   if (attempt != lease.attempt()) {
     return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) +
@@ -636,7 +638,8 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   Transaction transaction(db_);
   SWEEP_RETURN_IF_ERROR(transaction.status());
   v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
-  SWEEP_RETURN_IF_ERROR(CheckCurrentLease(lease, &state));
+  int64_t sweep_id = 0;
+  SWEEP_RETURN_IF_ERROR(CheckCurrentLease(lease, &state, &sweep_id));
   Statement& lease_state = statements_->lease_state;
   lease_state.Reset().Bind(1, lease.trial_id());
   SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
@@ -644,6 +647,7 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   lease_state.Reset();
 
   LeaseRenewal renewal;
+  renewal.sweep_id = sweep_id;
   if (state == v1::TRIAL_STATE_CANCELLED) {
     renewal.stop = v1::STOP_REASON_CANCELLED;
     renewal.stop_message = "trial " + std::to_string(lease.trial_id()) + " was cancelled";
@@ -671,6 +675,7 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
       insert.Bind(7, row.value());
     }
     SWEEP_RETURN_IF_ERROR(insert.Run());
+    if (sqlite3_changes(db_) > 0) renewal.inserted.push_back(row);
     acked_seq = std::max(acked_seq, row.seq());
   }
   renewal.acked_seq = acked_seq;
@@ -685,12 +690,13 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   return renewal;
 }
 
-absl::StatusOr<v1::TrialState> Store::FinishTrial(const FinishReport& report, int64_t now) {
+absl::StatusOr<FinishResult> Store::FinishTrial(const FinishReport& report, int64_t now) {
   std::lock_guard lock(mutex_);
   Transaction transaction(db_);
   SWEEP_RETURN_IF_ERROR(transaction.status());
   v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
-  SWEEP_RETURN_IF_ERROR(CheckCurrentLease(report.lease, &state));
+  FinishResult result;
+  SWEEP_RETURN_IF_ERROR(CheckCurrentLease(report.lease, &state, &result.sweep_id));
 
   v1::TrialState target = v1::TRIAL_STATE_UNSPECIFIED;
   switch (report.outcome) {
@@ -703,8 +709,9 @@ absl::StatusOr<v1::TrialState> Store::FinishTrial(const FinishReport& report, in
                                         std::to_string(report.lease.trial_id()) +
                                         " has no outcome; set COMPLETED, FAILED or STOPPED");
   }
+  result.state = state;
   if (target == v1::TRIAL_STATE_PENDING) {
-    if (state != v1::TRIAL_STATE_RUNNING) return state;
+    if (state != v1::TRIAL_STATE_RUNNING) return result;
     Statement& requeue = statements_->requeue;
     requeue.Reset().Bind(1, report.lease.trial_id());
     SWEEP_RETURN_IF_ERROR(requeue.Run());
@@ -712,11 +719,13 @@ absl::StatusOr<v1::TrialState> Store::FinishTrial(const FinishReport& report, in
     clear.Reset().Bind(1, now).Bind(2, report.worker_id).Bind(3, report.lease.trial_id());
     SWEEP_RETURN_IF_ERROR(clear.Run());
     SWEEP_RETURN_IF_ERROR(transaction.Commit());
-    return target;
+    result.state = target;
+    result.changed = true;
+    return result;
   }
   if (IsFinal(state)) {
     // A retried report of an outcome already stored, or a stop the coordinator decided.
-    if (state == target || state == v1::TRIAL_STATE_CANCELLED) return state;
+    if (state == target || state == v1::TRIAL_STATE_CANCELLED) return result;
     return absl::AbortedError("trial " + std::to_string(report.lease.trial_id()) +
                               " already ended as " + StateName(state));
   }
@@ -758,7 +767,9 @@ absl::StatusOr<v1::TrialState> Store::FinishTrial(const FinishReport& report, in
   clear.Reset().Bind(1, now).Bind(2, report.worker_id).Bind(3, report.lease.trial_id());
   SWEEP_RETURN_IF_ERROR(clear.Run());
   SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  return target;
+  result.state = target;
+  result.changed = true;
+  return result;
 }
 
 absl::StatusOr<v1::CancelResponse> Store::Cancel(int64_t sweep_id, int64_t trial_id,

@@ -44,6 +44,9 @@ struct LeaseGrant {
 
 // Result of a heartbeat or metric batch on a current lease.
 struct LeaseRenewal {
+  int64_t sweep_id = 0;
+  // Rows of the batch stored by this call; resent rows stored before are left out.
+  std::vector<v1::MetricRow> inserted;
   int64_t acked_seq = 0;
   int64_t lease_expires_ms = 0;
   // Set when the trial was cancelled; the rows of the batch were not stored.
@@ -59,6 +62,13 @@ struct FinishReport {
   std::string failure_reason;
   std::string checkpoint_path;
   int64_t last_seq = 0;
+};
+
+struct FinishResult {
+  int64_t sweep_id = 0;
+  v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
+  // False when the report repeated an end already stored.
+  bool changed = false;
 };
 
 struct ExpiredLeases {
@@ -111,7 +121,7 @@ class Store {
   // Ends a trial with the worker's outcome. Idempotent for the same attempt. Fails with
   // ABORTED when the attempt is no longer current and FAILED_PRECONDITION when metric rows
   // up to last_seq are not all stored yet.
-  absl::StatusOr<v1::TrialState> FinishTrial(const FinishReport& report, int64_t now);
+  absl::StatusOr<FinishResult> FinishTrial(const FinishReport& report, int64_t now);
 
   // Cancels a sweep's pending and running trials (or one trial). Running trials become
   // CANCELLED at once; their workers learn it on their next report.
@@ -134,7 +144,10 @@ class Store {
   absl::Status PrepareStatements();
   absl::StatusOr<v1::Sweep> ReadSweep(Statement& statement);
   absl::Status FillLatestMetrics(v1::Trial& trial);
-  absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state);
+  // Checks that the lease's attempt is the trial's current one; sets the trial's state and
+  // sweep.
+  absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state,
+                                 int64_t* sweep_id);
 
   std::mutex mutex_;
   sqlite3* db_;

@@ -14,7 +14,6 @@
 #include <system_error>
 #include <variant>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/struct.pb.h"
 #include "spdlog/spdlog.h"
@@ -70,9 +69,7 @@ double UnixSeconds() {
   return std::chrono::duration<double>(since_epoch).count();
 }
 
-std::string ErrnoMessage(int error_number) {
-  return std::generic_category().message(error_number);
-}
+std::string ErrnoMessage(int error_number) { return std::generic_category().message(error_number); }
 
 absl::Status ValidateIds(int64_t sweep_id, int64_t trial_id) {
   if (sweep_id < 0) {
@@ -129,8 +126,8 @@ google::protobuf::Value ToProtoValue(const Value& value) {
     // NOTE: integers above 2^53 in magnitude lose precision, because the type is a double.
     proto.set_number_value(static_cast<double>(*integer));
   } else if (const auto* real = std::get_if<double>(&value)) {
-    // Protobuf's JSON printer, which TensorBoard uses to send values to the browser, rejects
-    // NaN and infinities in a Value, so those travel as text.
+    // TensorBoard's HParams plugin sends experiments to the browser through protobuf's Python
+    // json_format, which raises on NaN and infinities in a Value, so those travel as text.
     if (std::isfinite(*real)) {
       proto.set_number_value(*real);
     } else {
@@ -172,8 +169,8 @@ tensorboard::HParamInfo HParamInfoOf(const std::string& name, const std::vector<
 }
 
 tensorboard::DatasetType DatasetTypeOf(std::string_view metric_name) {
-  if (absl::StartsWith(metric_name, "val_")) return tensorboard::DATASET_VALIDATION;
-  if (absl::StartsWith(metric_name, "train_") || absl::StartsWith(metric_name, "step_train_")) {
+  if (metric_name.starts_with("val_")) return tensorboard::DATASET_VALIDATION;
+  if (metric_name.starts_with("train_") || metric_name.starts_with("step_train_")) {
     return tensorboard::DATASET_TRAINING;
   }
   return tensorboard::DATASET_UNKNOWN;
@@ -246,7 +243,7 @@ absl::StatusOr<std::vector<std::string>> ReadEventFile(const std::filesystem::pa
   std::string_view rest = *contents;
   while (!rest.empty()) {
     const size_t offset = contents->size() - rest.size();
-    const auto corrupt = [&](std::string_view problem) {
+    const auto corrupt = [&](const std::string& problem) {
       return absl::DataLossError(absl::StrCat("event file ", path.string(), ": record ",
                                               records.size(), " at byte ", offset, " ", problem));
     };
@@ -262,8 +259,7 @@ absl::StatusOr<std::vector<std::string>> ReadEventFile(const std::filesystem::pa
       return corrupt(absl::StrCat("is truncated: its length is ", length, " bytes"));
     }
     const std::string_view data = rest.substr(kRecordHeaderSize, length);
-    if (ReadLittleEndian(rest.substr(kRecordHeaderSize + length, 4)) !=
-        MaskCrc32c(Crc32c(data))) {
+    if (ReadLittleEndian(rest.substr(kRecordHeaderSize + length, 4)) != MaskCrc32c(Crc32c(data))) {
       return corrupt("has a corrupt data checksum");
     }
     records.emplace_back(data);
@@ -304,8 +300,8 @@ absl::StatusOr<std::unique_ptr<TensorBoardWriter>> TensorBoardWriter::Create(
                                                            logdir.string(), ": create failed"));
   }
   if (!std::filesystem::is_directory(logdir, error)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "TensorBoard log directory ", logdir.string(), " is not a directory; pass a directory"));
+    return absl::FailedPreconditionError(absl::StrCat("TensorBoard log directory ", logdir.string(),
+                                                      " is not a directory; pass a directory"));
   }
 
   std::array<char, HOST_NAME_MAX + 1> hostname{};
@@ -336,8 +332,7 @@ std::filesystem::path TensorBoardWriter::SweepDirectory(int64_t sweep_id) const 
   return logdir_ / std::to_string(sweep_id);
 }
 
-std::filesystem::path TensorBoardWriter::TrialDirectory(int64_t sweep_id,
-                                                        int64_t trial_id) const {
+std::filesystem::path TensorBoardWriter::TrialDirectory(int64_t sweep_id, int64_t trial_id) const {
   return SweepDirectory(sweep_id) / std::to_string(trial_id);
 }
 
@@ -390,8 +385,8 @@ absl::Status TensorBoardWriter::WriteTrialStart(int64_t sweep_id, int64_t trial_
   std::lock_guard lock(mutex_);
   TrialProgress& progress = trials_[{sweep_id, trial_id}];
   if (progress.started) return absl::OkStatus();
-  absl::Status appended = AppendEvents(TrialDirectory(sweep_id, trial_id),
-                                       {HParamsEvent(kSessionStartInfoTag, data)});
+  absl::Status appended =
+      AppendEvents(TrialDirectory(sweep_id, trial_id), {HParamsEvent(kSessionStartInfoTag, data)});
   if (appended.ok()) progress.started = true;
   return appended;
 }
@@ -410,7 +405,7 @@ absl::Status TensorBoardWriter::WriteMetrics(int64_t sweep_id, int64_t trial_id,
                                                      ": metric row ", row.seq(),
                                                      " has an empty name"));
     }
-    if (absl::StartsWith(row.name(), kStepMetricPrefix)) {
+    if (std::string_view(row.name()).starts_with(kStepMetricPrefix)) {
       events.push_back(ScalarEvent(row.name(), row.step(), row.value()));
     } else {
       events.push_back(ScalarEvent(row.name(), row.epoch(), row.value()));
@@ -486,8 +481,8 @@ absl::Status TensorBoardWriter::AppendEvents(const std::filesystem::path& direct
                     ErrnoMessage(errno));
     }
     CloseEventFile(file);
-    return absl::Status(written.code(), absl::StrCat("event file ", file.path.string(), ": ",
-                                                     written.message()));
+    return absl::Status(written.code(),
+                        absl::StrCat("event file ", file.path.string(), ": ", written.message()));
   }
   file.size += static_cast<int64_t>(bytes.size());
   return absl::OkStatus();
@@ -500,8 +495,8 @@ absl::Status TensorBoardWriter::OpenEventFile(const std::filesystem::path& direc
     std::filesystem::create_directories(directory, error);
     if (error) {
       return absl::ErrnoToStatus(
-          error.value(), absl::StrCat("TensorBoard run directory ", directory.string(),
-                                      ": create failed"));
+          error.value(),
+          absl::StrCat("TensorBoard run directory ", directory.string(), ": create failed"));
     }
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
         std::chrono::system_clock::now().time_since_epoch());
@@ -512,8 +507,7 @@ absl::Status TensorBoardWriter::OpenEventFile(const std::filesystem::path& direc
   if (open_order_.size() >= max_open_files_) {
     CloseEventFile(files_.at(open_order_.front()));
   }
-  const int descriptor =
-      ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int descriptor = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (descriptor < 0) {
     return absl::ErrnoToStatus(errno,
                                absl::StrCat("event file ", file.path.string(), ": open failed"));

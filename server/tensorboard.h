@@ -8,16 +8,15 @@
 //   DIR/<sweep_id>/events.out.tfevents.<unix-seconds>.<hostname>             experiment summary
 //   DIR/<sweep_id>/<trial_id>/events.out.tfevents.<unix-seconds>.<hostname>  one trial
 // TensorBoard calls each directory with event files a run. The experiment summary names the
-// hyperparameters and metrics of the sweep, and each trial's run holds its session start and
+// hyperparameters and metrics of the sweep, and each trial's run contains its session start and
 // end summaries and its scalars. With --logdir DIR, TensorBoard shows the trials of every
 // sweep but takes the experiment summary of one sweep, chosen arbitrarily.
 //
 // Each file is a TFRecord file: per record, the length as a little-endian uint64, the masked
-// CRC32C of those 8 bytes, the data, and the masked CRC32C of the data. Each record holds one
-// serialized Event. The messages are defined in server/tensorboard_events.proto and compiled by
-// protoc, which the project already uses, rather than encoded by hand, so the HParams plugin's
-// nested messages and google.protobuf.Value maps are encoded by protobuf itself and the tests
-// decode them with the same definitions.
+// CRC32C of those 8 bytes, the data, and the masked CRC32C of the data. Each record contains one
+// serialized Event. The messages are defined in server/tensorboard_events.proto and compiled
+// by protoc rather than encoded by hand. Protobuf then encodes the HParams plugin's nested
+// messages and google.protobuf.Value maps, and the tests decode them with the same definitions.
 //
 // Usage:
 //   auto writer = TensorBoardWriter::Create("/var/lib/sweep/tensorboard");
@@ -100,14 +99,14 @@ class TensorBoardWriter final {
 
   // Writes the session start summary of a trial, with its parameter values, into
   // DIR/<sweep_id>/<trial_id>. Writes only on the first call for a trial before its
-  // WriteTrialEnd, so calling it for every attempt is safe. Returns INVALID_ARGUMENT for a negative id or an empty name.
+  // WriteTrialEnd, so calling it for every attempt is safe. Returns INVALID_ARGUMENT for a negative
+  // id or an empty name.
   absl::Status WriteTrialStart(int64_t sweep_id, int64_t trial_id, const Assignment& params);
 
-  // Writes each row as a scalar with tag row.name(). A metric whose name starts with "step_"
-  // (step_train_loss) is a step-level metric and is written at row.step(), the global
-  // training step; any other metric is written at row.epoch(). TensorBoard stores scalars as
-  // 32-bit floats. Returns INVALID_ARGUMENT for a negative id or a row with an empty name,
-  // and then writes none of the rows.
+  // Writes each row as a scalar with tag row.name(), stored as a 32-bit float. A metric whose
+  // name starts with "step_" (step_train_loss) is written at row.step(), the global training
+  // step. Any other metric is written at row.epoch(). Returns INVALID_ARGUMENT for a negative
+  // id or a row with an empty name, and then writes none of the rows.
   absl::Status WriteMetrics(int64_t sweep_id, int64_t trial_id,
                             const std::vector<v1::MetricRow>& rows);
 
@@ -135,7 +134,7 @@ class TensorBoardWriter final {
     std::list<std::filesystem::path>::iterator open_position;
   };
 
-  // What the writer remembers about a trial until WriteTrialEnd.
+  // Per-trial state, kept until WriteTrialEnd.
   struct TrialProgress {
     bool started = false;
     int64_t max_epoch = 0;

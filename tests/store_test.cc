@@ -172,6 +172,7 @@ TEST_F(StoreTest, ResentRowsAreStoredOnce) {
   ASSERT_TRUE(trial.ok());
   ASSERT_EQ(trial->history_size(), 2);
   EXPECT_EQ(trial->history(1).row().value(), 0.4);
+  EXPECT_TRUE(again->inserted.empty());
 }
 
 TEST_F(StoreTest, FinishWaitsForAllRows) {
@@ -186,11 +187,14 @@ TEST_F(StoreTest, FinishWaitsForAllRows) {
   EXPECT_EQ(store_->FinishTrial(report, 1002).status().code(),
             absl::StatusCode::kFailedPrecondition);
   report.last_seq = 1;
-  absl::StatusOr<v1::TrialState> state = store_->FinishTrial(report, 1002);
-  ASSERT_TRUE(state.ok()) << state.status();
-  EXPECT_EQ(*state, v1::TRIAL_STATE_COMPLETED);
-  // A retried report of the same outcome is accepted.
-  EXPECT_TRUE(store_->FinishTrial(report, 1003).ok());
+  absl::StatusOr<FinishResult> finished = store_->FinishTrial(report, 1002);
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(finished->state, v1::TRIAL_STATE_COMPLETED);
+  EXPECT_TRUE(finished->changed);
+  // A retried report of the same outcome is accepted and changes nothing.
+  absl::StatusOr<FinishResult> retried = store_->FinishTrial(report, 1003);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_FALSE(retried->changed);
 }
 
 TEST_F(StoreTest, FullDatabaseLeavesNoPartialSweep) {

@@ -32,10 +32,6 @@ std::string LocalHostName() {
   return name;
 }
 
-void SetDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout) {
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-}
-
 }  // namespace
 
 // State of one leased trial: the training thread adds metric rows; the stream thread sends
@@ -94,6 +90,9 @@ struct Agent::TrialRun final : TrainingObserver {
 
   grpc::Status StreamOnce() {
     grpc::ClientContext context;
+    // A trial stream lives as long as training; keepalive pings, not a deadline, detect a
+    // dead coordinator.
+    agent.Prepare(context, std::chrono::milliseconds(0));
     {
       std::lock_guard lock(mutex);
       active_context = &context;
@@ -218,14 +217,24 @@ Agent::Agent(AgentOptions options, Trainer& trainer)
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
-  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(),
-                                       arguments);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options_.tls_ca_pem.empty()) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = options_.tls_ca_pem;
+    credentials = grpc::SslCredentials(tls);
+  }
+  channel_ = grpc::CreateCustomChannel(options_.coordinator, credentials, arguments);
   stub_ = v1::WorkerService::NewStub(channel_);
 }
 
 Agent::~Agent() = default;
 
 void Agent::Stop() { stop_.store(true); }
+
+void Agent::Prepare(grpc::ClientContext& context, std::chrono::milliseconds timeout) const {
+  if (timeout.count() > 0) context.set_deadline(std::chrono::system_clock::now() + timeout);
+  if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
+}
 
 void Agent::Backoff(int attempt) {
   const double base = std::min<double>(
@@ -246,7 +255,7 @@ bool Agent::Register() {
   request.set_device(trainer_.device());
   for (int attempt = 0; !stopping(); ++attempt) {
     grpc::ClientContext context;
-    SetDeadline(context, options_.call_timeout);
+    Prepare(context, options_.call_timeout);
     v1::RegisterWorkerResponse response;
     const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
     if (status.ok()) {
@@ -276,7 +285,7 @@ int Agent::Run() {
   int failures = 0;
   while (!stopping()) {
     grpc::ClientContext context;
-    SetDeadline(context, options_.acquire_wait + options_.call_timeout);
+    Prepare(context, options_.acquire_wait + options_.call_timeout);
     v1::AcquireTrialRequest request;
     request.set_worker_id(worker_id_);
     request.set_wait_ms(static_cast<int32_t>(options_.acquire_wait.count()));
@@ -379,7 +388,7 @@ void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
 void Agent::Finish(const v1::FinishTrialRequest& request) {
   for (int attempt = 0;; ++attempt) {
     grpc::ClientContext context;
-    SetDeadline(context, options_.call_timeout);
+    Prepare(context, options_.call_timeout);
     v1::FinishTrialResponse response;
     const grpc::Status status = stub_->FinishTrial(&context, request, &response);
     if (status.ok()) {

@@ -29,6 +29,10 @@ struct AgentOptions {
   size_t max_buffered_rows = 100'000;
   // Ends Run after this many trials; 0 runs until stopped.
   int64_t max_trials = 0;
+  // Worker token sent as "authorization: Bearer TOKEN" on every call; empty sends none.
+  std::string token;
+  // PEM CA certificates; when set, the connection uses TLS and verifies the coordinator.
+  std::string tls_ca_pem;
 };
 
 // The worker's main loop: registers with the coordinator, acquires trials, trains them
@@ -54,6 +58,8 @@ class Agent {
   void RunTrial(const v1::AcquireTrialResponse& acquired);
   void Finish(const v1::FinishTrialRequest& request);
   void Backoff(int attempt);
+  // Adds the token and the deadline (when positive) to a call's context.
+  void Prepare(grpc::ClientContext& context, std::chrono::milliseconds timeout) const;
   bool stopping() const { return stop_.load(); }
 
   const AgentOptions options_;

@@ -2,6 +2,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -84,6 +86,12 @@ int main(int argc, char** argv) {
                  "with --simulated-trainer: steps per epoch")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  std::string token_file;
+  std::string tls_ca;
+  app.add_option("--token-file", token_file,
+                 "file with the worker token; default: $SWEEP_WORKER_TOKEN");
+  app.add_option("--tls-ca", tls_ca,
+                 "PEM CA certificate; connects with TLS and verifies the coordinator");
   CLI11_PARSE(app, argc, argv);
   agent_options.acquire_wait =
       std::chrono::milliseconds(static_cast<int64_t>(acquire_wait_seconds * 1000));
@@ -91,6 +99,25 @@ int main(int argc, char** argv) {
   if (absl::Status status = sweep::SetUpLogging(log_level, log_format, "worker"); !status.ok()) {
     std::cerr << "sweep-worker: " << status.message() << "\n";
     return 2;
+  }
+
+  if (!token_file.empty()) {
+    std::ifstream file(token_file);
+    if (!file || !std::getline(file, agent_options.token) || agent_options.token.empty()) {
+      spdlog::critical("cannot read a token from --token-file {}", token_file);
+      return 2;
+    }
+  } else if (const char* token = std::getenv("SWEEP_WORKER_TOKEN"); token != nullptr) {
+    agent_options.token = token;
+  }
+  if (!tls_ca.empty()) {
+    std::ifstream file(tls_ca, std::ios::binary);
+    agent_options.tls_ca_pem.assign(std::istreambuf_iterator<char>(file),
+                                    std::istreambuf_iterator<char>());
+    if (agent_options.tls_ca_pem.empty()) {
+      spdlog::critical("cannot read the CA certificate --tls-ca {}", tls_ca);
+      return 2;
+    }
   }
 
   std::unique_ptr<sweep::worker::Trainer> trainer;

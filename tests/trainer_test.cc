@@ -1,0 +1,501 @@
+#include "worker/trainer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/hyperparameters.h"
+#include "worker/idx_reader.h"
+#include "worker/lenet.h"
+
+namespace sweep::worker {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::Key;
+
+// Small enough to train in about a second on two CPU cores.
+Hyperparameters SmallHyperparameters() {
+  Hyperparameters hyperparameters;
+  hyperparameters.conv1_depth = 8;
+  hyperparameters.conv2_depth = 16;
+  hyperparameters.dense_layer_units = 64;
+  hyperparameters.batch_size = 64;
+  hyperparameters.num_epochs = 1;
+  hyperparameters.learning_rate = 2e-3;
+  return hyperparameters;
+}
+
+// 3,000 training and 500 validation images, 1,000 test images.
+TorchTrainerOptions SmallOptions() {
+  TorchTrainerOptions options;
+  options.data_dir = SWEEP_FASHION_MNIST_DIR;
+  options.device = "cpu";
+  options.max_train_images = 3500;
+  options.validation_images = 500;
+  options.max_test_images = 1000;
+  options.threads = 2;
+  options.log_every_steps = 5;
+  return options;
+}
+
+struct Metric {
+  int32_t epoch;
+  int64_t step;
+  std::string name;
+  double value;
+};
+
+// Records every metric; requests a stop at the poll numbered `stop_at_poll` (from 1).
+class RecordingObserver final : public TrainingObserver {
+ public:
+  explicit RecordingObserver(int64_t stop_at_poll = 0) : stop_at_poll_(stop_at_poll) {}
+
+  void OnMetric(int32_t epoch, int64_t step, std::string_view name, double value) override {
+    metrics.push_back(Metric{epoch, step, std::string(name), value});
+  }
+  bool StopRequested() override {
+    ++polls;
+    return stop_at_poll_ > 0 && polls >= stop_at_poll_;
+  }
+
+  // Metrics whose values depend only on the seed and the data, not on timing.
+  std::vector<std::tuple<int32_t, int64_t, std::string, double>> DeterministicMetrics() const {
+    std::vector<std::tuple<int32_t, int64_t, std::string, double>> result;
+    for (const Metric& metric : metrics) {
+      if (metric.name == "epoch_seconds" || metric.name == "images_per_second") continue;
+      result.emplace_back(metric.epoch, metric.step, metric.name, metric.value);
+    }
+    return result;
+  }
+
+  std::vector<Metric> metrics;
+  int64_t polls = 0;
+
+ private:
+  const int64_t stop_at_poll_;
+};
+
+std::map<std::string, double> FinalMetrics(const TrainingResult& result) {
+  std::map<std::string, double> metrics;
+  for (const auto& [name, value] : result.final_metrics) metrics[name] = value;
+  return metrics;
+}
+
+std::unique_ptr<Trainer> MakeTrainer(const TorchTrainerOptions& options) {
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = MakeTorchTrainer(options);
+  EXPECT_TRUE(trainer.ok()) << trainer.status();
+  return trainer.ok() ? *std::move(trainer) : nullptr;
+}
+
+TrialSpec SmallTrial(uint64_t seed) {
+  return TrialSpec{
+      .trial_id = 3, .attempt = 2, .hyperparameters = SmallHyperparameters(), .seed = seed};
+}
+
+const FashionMnist& RealData() {
+  static const FashionMnist* const data = [] {
+    absl::StatusOr<FashionMnist> read = ReadFashionMnist(SWEEP_FASHION_MNIST_DIR);
+    EXPECT_TRUE(read.ok()) << read.status();
+    return new FashionMnist(read.ok() ? *std::move(read) : FashionMnist{});
+  }();
+  return *data;
+}
+
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        std::filesystem::path(::testing::TempDir()) /
+        ("trainer-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::filesystem::path dir_;
+};
+
+TEST(LeNetTest, EvaluateTwiceGivesSameResult) {
+  torch::manual_seed(1);
+  LeNet model(SmallHyperparameters());
+  const TensorDataset data = ToTensorDataset(RealData().test, 0, 700, torch::kCPU);
+  model->train();
+
+  const Evaluation first = Evaluate(model, data, 128);
+  const Evaluation second = Evaluate(model, data, 128);
+
+  EXPECT_EQ(first.loss, second.loss);
+  EXPECT_EQ(first.accuracy, second.accuracy);
+  EXPECT_TRUE(model->is_training());
+}
+
+TEST(LeNetTest, EvaluateKeepsEvalMode) {
+  torch::manual_seed(1);
+  LeNet model(SmallHyperparameters());
+  const TensorDataset data = ToTensorDataset(RealData().test, 0, 100, torch::kCPU);
+  model->eval();
+
+  Evaluate(model, data, 128);
+
+  EXPECT_FALSE(model->is_training());
+}
+
+TEST(LeNetTest, EvaluateBatchSizeDoesNotChangeAccuracy) {
+  torch::manual_seed(1);
+  LeNet model(SmallHyperparameters());
+  const TensorDataset data = ToTensorDataset(RealData().test, 0, 700, torch::kCPU);
+
+  const Evaluation small_batches = Evaluate(model, data, 100);
+  const Evaluation one_batch = Evaluate(model, data, 700);
+
+  EXPECT_EQ(small_batches.accuracy, one_batch.accuracy);
+  EXPECT_NEAR(small_batches.loss, one_batch.loss, 1e-5);
+}
+
+TEST(LeNetTest, OutputHasTenLogitsPerImage) {
+  LeNet model(SmallHyperparameters());
+
+  const torch::Tensor logits = model->forward(torch::rand({5, 1, 28, 28}));
+
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{5, 10}));
+}
+
+TEST(LeNetTest, TensorDatasetScalesPixelsToUnitInterval) {
+  const TensorDataset data = ToTensorDataset(RealData().train, 10, 20, torch::kCPU);
+
+  EXPECT_EQ(data.images.sizes(), (std::vector<int64_t>{10, 1, 28, 28}));
+  EXPECT_EQ(data.labels.scalar_type(), torch::kLong);
+  EXPECT_EQ(data.labels[0].item<int64_t>(), RealData().train.labels[10]);
+  EXPECT_FLOAT_EQ(data.images[0][0][5][7].item<float>(),
+                  RealData().train.pixels[10 * 784 + 5 * 28 + 7] / 255.0f);
+  EXPECT_LE(data.images.max().item<float>(), 1.0f);
+}
+
+TEST(ReluMaxPoolTest, MatchesLibTorchOperators) {
+  torch::manual_seed(2);
+  const torch::Tensor input = torch::randn({3, 4, 8, 6}).requires_grad_();
+  const torch::Tensor reference_input = input.detach().clone().requires_grad_();
+  const torch::Tensor grad_output = torch::randn({3, 4, 4, 3});
+
+  const torch::Tensor output = ReluMaxPool2x2(input);
+  const torch::Tensor reference = torch::relu(torch::max_pool2d(reference_input, 2));
+  output.backward(grad_output);
+  reference.backward(grad_output);
+
+  EXPECT_TRUE(torch::equal(output, reference));
+  EXPECT_TRUE(torch::equal(input.grad(), reference_input.grad()));
+}
+
+TEST(ReluMaxPoolTest, PropagatesNan) {
+  torch::Tensor input = -torch::ones({1, 1, 2, 2});
+  input[0][0][1][0] = std::nan("");
+
+  const torch::Tensor output = ReluMaxPool2x2(input);
+
+  EXPECT_TRUE(std::isnan(output.item<float>()));
+}
+
+TEST(FusedAdamTest, MatchesLibTorchAdam) {
+  torch::manual_seed(3);
+  torch::Tensor fused_parameter = torch::randn({1000}).requires_grad_();
+  torch::Tensor parameter = fused_parameter.detach().clone().requires_grad_();
+  FusedAdam fused({fused_parameter}, torch::optim::AdamOptions(0.01));
+  torch::optim::Adam reference({parameter}, torch::optim::AdamOptions(0.01));
+
+  for (int step = 0; step < 5; ++step) {
+    const torch::Tensor grad = torch::randn({1000});
+    fused_parameter.mutable_grad() = grad.clone();
+    parameter.mutable_grad() = grad.clone();
+    fused.step();
+    reference.step();
+  }
+
+  EXPECT_TRUE(torch::allclose(fused_parameter, parameter, /*rtol=*/1e-5, /*atol=*/1e-6));
+}
+
+TEST(FusedAdamTest, StateLoadsIntoLibTorchAdam) {
+  torch::Tensor parameter = torch::ones({4}).requires_grad_();
+  FusedAdam fused({parameter}, torch::optim::AdamOptions(0.1));
+  parameter.mutable_grad() = torch::ones({4});
+  fused.step();
+  torch::serialize::OutputArchive output;
+  fused.save(output);
+  std::stringstream stream;
+  output.save_to(stream);
+
+  torch::optim::Adam reference({parameter}, torch::optim::AdamOptions(0.1));
+  torch::serialize::InputArchive input;
+  input.load_from(stream);
+  reference.load(input);
+
+  ASSERT_EQ(reference.state().size(), 1u);
+  const auto& state =
+      static_cast<const torch::optim::AdamParamState&>(*reference.state().begin()->second);
+  EXPECT_EQ(state.step(), 1);
+  EXPECT_TRUE(torch::allclose(state.exp_avg(), torch::full({4}, 0.1f)));
+}
+
+TEST(TorchTrainerTest, ReportsEpochAndStepMetrics) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(SmallTrial(1), observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, TrainingOutcome::kCompleted);
+  // 3,000 images in batches of 64 take 47 steps; step metrics come every 5 steps.
+  std::vector<int64_t> step_loss_steps;
+  std::map<std::string, Metric> epoch_metrics;
+  for (const Metric& metric : observer.metrics) {
+    if (metric.name == "step_train_loss") {
+      step_loss_steps.push_back(metric.step);
+    } else {
+      epoch_metrics[metric.name] = metric;
+    }
+  }
+  EXPECT_EQ(step_loss_steps, (std::vector<int64_t>{5, 10, 15, 20, 25, 30, 35, 40, 45}));
+  for (const char* name : {"train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                           "epoch_seconds", "images_per_second"}) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(epoch_metrics.contains(name));
+    EXPECT_EQ(epoch_metrics[name].epoch, 1);
+    EXPECT_EQ(epoch_metrics[name].step, 47);
+    EXPECT_GT(epoch_metrics[name].value, 0);
+  }
+  const std::map<std::string, double> final_metrics = FinalMetrics(*result);
+  for (const char* name : {"test_loss", "test_accuracy", "best_val_accuracy", "best_val_loss",
+                           "best_epoch", "train_seconds"}) {
+    EXPECT_THAT(final_metrics, Contains(Key(name)));
+  }
+  EXPECT_EQ(final_metrics.at("best_epoch"), 1);
+  EXPECT_EQ(final_metrics.at("best_val_accuracy"), epoch_metrics["val_accuracy"].value);
+  EXPECT_TRUE(result->checkpoint_path.empty());
+}
+
+TEST(TorchTrainerTest, ShortRunLearns) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(SmallTrial(1), observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_GT(FinalMetrics(*result).at("test_accuracy"), 0.6);
+}
+
+TEST(TorchTrainerTest, SameSeedReproducesMetrics) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  TrialSpec trial = SmallTrial(7);
+  trial.hyperparameters.num_epochs = 2;
+  trial.hyperparameters.augmentation = Augmentation::kFlipAndCrop;
+  RecordingObserver first_observer;
+  RecordingObserver second_observer;
+  RecordingObserver other_observer;
+
+  absl::StatusOr<TrainingResult> first = trainer->Train(trial, first_observer);
+  absl::StatusOr<TrainingResult> second = trainer->Train(trial, second_observer);
+  trial.seed = 8;
+  absl::StatusOr<TrainingResult> other = trainer->Train(trial, other_observer);
+
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(first_observer.DeterministicMetrics(), second_observer.DeterministicMetrics());
+  std::map<std::string, double> first_final = FinalMetrics(*first);
+  std::map<std::string, double> second_final = FinalMetrics(*second);
+  first_final.erase("train_seconds");
+  second_final.erase("train_seconds");
+  EXPECT_EQ(first_final, second_final);
+  EXPECT_NE(first_observer.DeterministicMetrics(), other_observer.DeterministicMetrics());
+}
+
+TEST(TorchTrainerTest, StopRequestEndsAfterOneStep) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  RecordingObserver observer(/*stop_at_poll=*/1);
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(SmallTrial(1), observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, TrainingOutcome::kStopped);
+  EXPECT_EQ(result->message, "stopped at epoch 1 step 1");
+  EXPECT_EQ(observer.polls, 1);
+  EXPECT_TRUE(observer.metrics.empty());
+  EXPECT_FALSE(FinalMetrics(*result).contains("test_accuracy"));
+}
+
+TEST(TorchTrainerTest, StopRequestInSecondEpochKeepsBestEpoch) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  TrialSpec trial = SmallTrial(1);
+  trial.hyperparameters.num_epochs = 3;
+  RecordingObserver observer(/*stop_at_poll=*/50);
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(trial, observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, TrainingOutcome::kStopped);
+  EXPECT_EQ(result->message, "stopped at epoch 2 step 50");
+  EXPECT_EQ(observer.polls, 50);
+  EXPECT_EQ(FinalMetrics(*result).at("best_epoch"), 1);
+}
+
+TEST(TorchTrainerTest, HugeLearningRateDiverges) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  TrialSpec trial = SmallTrial(1);
+  // At 1e6 the ReLUs die and the loss stays finite near 1e29. Updates of about 1e12 per
+  // weight overflow the float32 activations instead.
+  trial.hyperparameters.learning_rate = 1e12;
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(trial, observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, TrainingOutcome::kDiverged);
+  EXPECT_EQ(result->message, "diverged: train loss is nan at epoch 1 step 5");
+  EXPECT_FALSE(FinalMetrics(*result).contains("test_accuracy"));
+}
+
+TEST(TorchTrainerTest, DivergenceIsCheckedWithStepMetricsOff) {
+  TorchTrainerOptions options = SmallOptions();
+  options.log_every_steps = 0;
+  std::unique_ptr<Trainer> trainer = MakeTrainer(options);
+  ASSERT_NE(trainer, nullptr);
+  TrialSpec trial = SmallTrial(1);
+  trial.hyperparameters.learning_rate = 1e12;
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(trial, observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, TrainingOutcome::kDiverged);
+  EXPECT_THAT(result->message, HasSubstr("at epoch 1 step"));
+  EXPECT_TRUE(observer.metrics.empty());
+}
+
+TEST(TorchTrainerTest, InvalidHyperparameterIsRejected) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallOptions());
+  ASSERT_NE(trainer, nullptr);
+  TrialSpec trial = SmallTrial(1);
+  trial.hyperparameters.keep_prob = 0;
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(trial, observer);
+
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(), HasSubstr("keep_prob"));
+}
+
+TEST(TorchTrainerTest, ValidationLargerThanTrainingSetIsRejected) {
+  TorchTrainerOptions options = SmallOptions();
+  options.validation_images = 3500;
+  std::unique_ptr<Trainer> trainer = MakeTrainer(options);
+  ASSERT_NE(trainer, nullptr);
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(SmallTrial(1), observer);
+
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(), HasSubstr("validation_images 3500"));
+}
+
+TEST(TorchTrainerTest, UnknownDeviceIsRejected) {
+  TorchTrainerOptions options = SmallOptions();
+  options.device = "tpu";
+
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = MakeTorchTrainer(options);
+
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(trainer.status().message(), HasSubstr("device \"tpu\""));
+}
+
+TEST(TorchTrainerTest, AutoDeviceUsesCpuWithoutCuda) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is available";
+  TorchTrainerOptions options = SmallOptions();
+  options.device = "auto";
+
+  std::unique_ptr<Trainer> trainer = MakeTrainer(options);
+
+  ASSERT_NE(trainer, nullptr);
+  EXPECT_EQ(trainer->device(), "cpu");
+}
+
+class TorchTrainerFilesTest : public TempDirTest {};
+
+TEST_F(TorchTrainerFilesTest, BadDataDirNamesFileAndRetries) {
+  TorchTrainerOptions options = SmallOptions();
+  options.data_dir = dir_;
+  std::unique_ptr<Trainer> trainer = MakeTrainer(options);
+  ASSERT_NE(trainer, nullptr);
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> failed = trainer->Train(SmallTrial(1), observer);
+  for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
+    std::filesystem::create_symlink(std::filesystem::path(SWEEP_FASHION_MNIST_DIR) / name,
+                                    dir_ / name);
+  }
+  absl::StatusOr<TrainingResult> retried = trainer->Train(SmallTrial(1), observer);
+
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(failed.status().message(), HasSubstr((dir_ / "train-images-idx3-ubyte.gz").string()));
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(retried->outcome, TrainingOutcome::kCompleted);
+}
+
+TEST_F(TorchTrainerFilesTest, CheckpointHoldsBestModelAndOptimizer) {
+  TorchTrainerOptions options = SmallOptions();
+  options.artifacts_dir = dir_;
+  std::unique_ptr<Trainer> trainer = MakeTrainer(options);
+  ASSERT_NE(trainer, nullptr);
+  TrialSpec trial = SmallTrial(1);
+  trial.hyperparameters.num_epochs = 2;
+  // Augmenting the training batches must leave test evaluation on the plain images.
+  trial.hyperparameters.augmentation = Augmentation::kFlipAndCrop;
+  RecordingObserver observer;
+
+  absl::StatusOr<TrainingResult> result = trainer->Train(trial, observer);
+
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->checkpoint_path, (dir_ / "trial-3-attempt-2" / "best.pt").string());
+  torch::serialize::InputArchive archive;
+  archive.load_from(result->checkpoint_path);
+  torch::serialize::InputArchive model_archive;
+  ASSERT_TRUE(archive.try_read("model", model_archive));
+  LeNet model(trial.hyperparameters);
+  model->load(model_archive);
+  torch::serialize::InputArchive optimizer_archive;
+  ASSERT_TRUE(archive.try_read("optimizer", optimizer_archive));
+  torch::optim::Adam optimizer(model->parameters());
+  optimizer.load(optimizer_archive);
+  EXPECT_EQ(optimizer.state().size(), model->parameters().size());
+  // The checkpoint is the model the trainer tested: evaluating it on the unaugmented test
+  // images reproduces the reported test metrics.
+  const TensorDataset test = ToTensorDataset(RealData().test, 0, 1000, torch::kCPU);
+  const Evaluation evaluation = Evaluate(model, test, 128);
+  const std::map<std::string, double> final_metrics = FinalMetrics(*result);
+  EXPECT_EQ(evaluation.accuracy, final_metrics.at("test_accuracy"));
+  EXPECT_NEAR(evaluation.loss, final_metrics.at("test_loss"), 1e-9);
+}
+
+}  // namespace
+}  // namespace sweep::worker
