@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <limits>
@@ -115,6 +116,15 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions& global) {
                  "Deadline of each call to the coordinator, in seconds; the watch stream has "
                  "none (default 10)")
       ->check(PositiveSeconds());
+  app.add_option("--token-file", global.token_file,
+                 "File with the client token that the coordinator requires, sent with every "
+                 "call; default: the token in $SWEEP_CLIENT_TOKEN, else no token");
+  app.add_option("--tls-ca", global.tls_ca_file,
+                 "PEM CA certificate; connects with TLS and verifies the coordinator's "
+                 "certificate against it (default: plaintext)");
+  app.add_option("--tls-server-name", global.tls_server_name,
+                 "With --tls-ca: host name to verify the coordinator's certificate against "
+                 "instead of the host in --coordinator");
 }
 
 void AddSubmit(CLI::App& app, ParsedOptions& parsed, Action& action) {
@@ -308,7 +318,13 @@ int RunCli(int argc, const char* const* argv, const CliOutput& output) {
     return code == 0 ? static_cast<int>(kExitSuccess) : static_cast<int>(kExitInvalidInput);
   }
 
-  CommandContext context(parsed.global, output);
+  // The token and CA files are read before the command runs, so a bad file fails every
+  // command, offline ones included.
+  absl::StatusOr<ChannelSecurity> security =
+      LoadChannelSecurity(parsed.global.token_file, std::getenv(kClientTokenVariable),
+                          parsed.global.tls_ca_file, parsed.global.tls_server_name);
+  if (!security.ok()) return ExitWithStatus(security.status(), output.err);
+  CommandContext context(parsed.global, *std::move(security), output);
   try {
     return action(context);
   } catch (const std::exception& error) {

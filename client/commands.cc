@@ -156,7 +156,11 @@ class WatchPrinter {
       for (const auto& line : lines) out << line << "\n";
       previous_line_count_ = lines.size();
     } else {
-      out << RenderWatchLine(event) << "\n";
+      // The coordinator also resends an unchanged state every few seconds; a log shows
+      // each state once.
+      std::string line = RenderWatchLine(event);
+      if (line != previous_line_) out << line << "\n";
+      previous_line_ = std::move(line);
     }
     out.flush();
   }
@@ -164,18 +168,20 @@ class WatchPrinter {
  private:
   CommandContext& context_;
   size_t previous_line_count_ = 0;
+  std::string previous_line_;
 };
 
 }  // namespace
 
-CommandContext::CommandContext(const GlobalOptions& options, const CliOutput& output)
-    : options_(options), output_(output) {}
+CommandContext::CommandContext(const GlobalOptions& options, ChannelSecurity security,
+                               const CliOutput& output)
+    : options_(options), security_(std::move(security)), output_(output) {}
 
 CoordinatorClient& CommandContext::client() {
   if (client_ == nullptr) {
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::duration<double>(options_.timeout_seconds));
-    client_ = std::make_unique<CoordinatorClient>(options_.coordinator, timeout);
+    client_ = std::make_unique<CoordinatorClient>(options_.coordinator, timeout, security_);
   }
   return *client_;
 }

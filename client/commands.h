@@ -23,13 +23,19 @@ struct GlobalOptions {
   std::string coordinator = "127.0.0.1:50051";
   bool json = false;
   double timeout_seconds = 10;
+  // File with the client token; empty takes the token from SWEEP_CLIENT_TOKEN.
+  std::string token_file;
+  // PEM CA certificate file; set means TLS.
+  std::string tls_ca_file;
+  // Name to verify the coordinator's certificate against instead of the address's host.
+  std::string tls_server_name;
 };
 
 // Shared state of a handler: the global options, the output streams and a coordinator
 // client created on first use, so that commands working offline never open a channel.
 class CommandContext {
  public:
-  CommandContext(const GlobalOptions& options, const CliOutput& output);
+  CommandContext(const GlobalOptions& options, ChannelSecurity security, const CliOutput& output);
 
   const GlobalOptions& options() const { return options_; }
   std::ostream& out() const { return output_.out; }
@@ -39,6 +45,7 @@ class CommandContext {
 
  private:
   const GlobalOptions& options_;
+  const ChannelSecurity security_;
   const CliOutput& output_;
   std::unique_ptr<CoordinatorClient> client_;
 };

@@ -14,15 +14,48 @@
 
 namespace sweep::client {
 
+// Environment variable that holds the client token when --token-file is not given.
+inline constexpr char kClientTokenVariable[] = "SWEEP_CLIENT_TOKEN";
+
+// How the client authenticates itself and verifies the coordinator. The default value
+// sends no token and connects in plaintext.
+struct ChannelSecurity {
+  // Client token sent as "authorization: Bearer TOKEN" on every call; empty sends none.
+  std::string token;
+  // Where the token came from ("--token-file PATH" or the variable's name), for error
+  // messages. Never the token itself.
+  std::string token_source;
+  // PEM CA certificates. When set, the channel uses TLS and verifies the coordinator's
+  // certificate against them.
+  std::string tls_ca_pem;
+  // The --tls-ca path, for error messages.
+  std::string tls_ca_file;
+  // Host name to verify the certificate against instead of the address's host; empty
+  // uses the address's host.
+  std::string tls_server_name;
+};
+
+// Reads the client token from `token_file`, else takes `environment_token` (the value of
+// SWEEP_CLIENT_TOKEN, or null when unset), and reads the CA certificates from
+// `tls_ca_file` when it is not empty. A token file loses its trailing line breaks.
+// Returns INVALID_ARGUMENT for an unreadable or empty file, a token with characters that
+// cannot go into a gRPC header, or a `tls_server_name` without `tls_ca_file`. Messages
+// never contain the token.
+absl::StatusOr<ChannelSecurity> LoadChannelSecurity(const std::string& token_file,
+                                                    const char* environment_token,
+                                                    const std::string& tls_ca_file,
+                                                    const std::string& tls_server_name);
+
 // Calls SweepService on one coordinator. Every unary call has a deadline of `timeout` and
 // fails at once, without waiting for the channel to connect, when the coordinator cannot
-// be reached. Errors keep their gRPC code. UNAVAILABLE and DEADLINE_EXCEEDED get a message
-// that names the address and the fix.
+// be reached. Errors keep their gRPC code. UNAVAILABLE, DEADLINE_EXCEEDED and
+// UNAUTHENTICATED get a message that names the address and the fix.
 class CoordinatorClient {
  public:
-  // Creates an insecure channel to `address` (HOST:PORT); nothing connects before the
-  // first call.
-  CoordinatorClient(std::string address, std::chrono::milliseconds timeout);
+  // Creates a channel to `address` (HOST:PORT), in plaintext or with TLS as `security`
+  // sets; nothing connects before the first call.
+  CoordinatorClient(std::string address, std::chrono::milliseconds timeout,
+                    ChannelSecurity security = {});
 
   absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(const v1::SubmitSweepRequest& request);
   absl::StatusOr<v1::Sweep> GetSweep(int64_t sweep_id);
@@ -46,12 +79,16 @@ class CoordinatorClient {
   template <typename Request, typename Response>
   absl::StatusOr<Response> Call(UnaryMethod<Request, Response> method, const Request& request);
 
+  // Adds the bearer token, when there is one, to a call's metadata.
+  void Authenticate(grpc::ClientContext& context) const;
+
   // Converts a failed call's status, rewriting the message of the codes that mean the
-  // coordinator is unreachable.
+  // coordinator is unreachable or rejected the token.
   absl::Status ConvertStatus(const grpc::Status& status) const;
 
   const std::string address_;
   const std::chrono::milliseconds timeout_;
+  const ChannelSecurity security_;
   std::unique_ptr<v1::SweepService::Stub> stub_;
 };
 

@@ -13,6 +13,8 @@ ExitCode ExitCodeForStatus(const absl::Status& status) {
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
       return kExitUnavailable;
+    case absl::StatusCode::kUnauthenticated:
+      return kExitUnauthenticated;
     default:
       return kExitOtherError;
   }

@@ -19,6 +19,9 @@ enum ExitCode : int {
   kExitUnavailable = 4,
   // `sweep watch` saw the sweep end FAILED or CANCELLED.
   kExitSweepNotCompleted = 5,
+  // The coordinator rejected the call because the client token was missing or wrong
+  // (UNAUTHENTICATED).
+  kExitUnauthenticated = 6,
 };
 
 // Maps a status to the exit code from which a script can decide what to do next. OK maps

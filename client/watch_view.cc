@@ -88,7 +88,12 @@ std::vector<std::string> RenderWatchBlock(const v1::WatchSweepEvent& event, size
 }
 
 std::string RenderWatchLine(const v1::WatchSweepEvent& event) {
-  return absl::StrCat(RenderSweepHeader(event.sweep()), "; ", RenderBest(event));
+  std::string line = absl::StrCat(RenderSweepHeader(event.sweep()), "; ", RenderBest(event));
+  for (const v1::Trial& trial : event.running()) {
+    absl::StrAppend(&line, "; trial ", trial.id(), " at epoch ", trial.epoch(), "/",
+                    PlannedEpochs(trial));
+  }
+  return line;
 }
 
 nlohmann::json WatchEventToJson(const v1::WatchSweepEvent& event) {

@@ -37,6 +37,7 @@ CREATE TABLE trials (
   worker_id INTEGER,
   lease_expires_ms INTEGER,
   acked_seq INTEGER NOT NULL DEFAULT 0,
+  epoch INTEGER NOT NULL DEFAULT 0,
   created_ms INTEGER NOT NULL,
   started_ms INTEGER,
   finished_ms INTEGER,
@@ -74,7 +75,7 @@ static_assert(std::size(kMigrations) == kSchemaVersion);
 
 constexpr const char* kTrialColumns =
     "id, sweep_id, ordinal, params_json, state, attempt, worker_id, created_ms, started_ms, "
-    "finished_ms, final_metrics_json, failure_reason, checkpoint_path";
+    "finished_ms, final_metrics_json, failure_reason, checkpoint_path, epoch";
 
 bool IsFinal(int state) {
   return state == v1::TRIAL_STATE_COMPLETED || state == v1::TRIAL_STATE_FAILED ||
@@ -160,7 +161,7 @@ struct Store::Statements {
         count_states(db, "SELECT state, COUNT(*) FROM trials WHERE sweep_id = ? GROUP BY state"),
         select_trial(db, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE id = ?"),
         latest_metrics(db,
-                       "SELECT name, value, epoch FROM metrics WHERE trial_id = ? AND attempt = ? "
+                       "SELECT name, value FROM metrics WHERE trial_id = ? AND attempt = ? "
                        "ORDER BY seq"),
         trial_history(db,
                       "SELECT attempt, seq, epoch, step, name, value FROM metrics "
@@ -183,7 +184,9 @@ struct Store::Statements {
                     "lease_expires_ms = ?, acked_seq = 0, started_ms = ? WHERE id = ?"),
         lease_state(db,
                     "SELECT state, attempt, acked_seq, sweep_id FROM trials WHERE id = ?"),
-        renew_lease(db, "UPDATE trials SET lease_expires_ms = ?, acked_seq = ? WHERE id = ?"),
+        renew_lease(db,
+                    "UPDATE trials SET lease_expires_ms = ?, acked_seq = ?, "
+                    "epoch = MAX(epoch, ?) WHERE id = ?"),
         insert_metric(db,
                       "INSERT OR IGNORE INTO metrics (trial_id, attempt, seq, epoch, step, name, "
                       "value) VALUES (?, ?, ?, ?, ?, ?, ?)"),
@@ -199,8 +202,8 @@ struct Store::Statements {
                 "JOIN sweeps s ON s.id = t.sweep_id "
                 "WHERE t.state = 2 AND t.lease_expires_ms < ?"),
         requeue(db,
-                "UPDATE trials SET state = 1, worker_id = NULL, lease_expires_ms = NULL "
-                "WHERE id = ?"),
+                "UPDATE trials SET state = 1, worker_id = NULL, lease_expires_ms = NULL, "
+                "epoch = 0 WHERE id = ?"),
         fail_trial(db,
                    "UPDATE trials SET state = 4, finished_ms = ?, lease_expires_ms = NULL, "
                    "failure_reason = ? WHERE id = ?"),
@@ -429,6 +432,7 @@ absl::StatusOr<v1::Trial> ReadTrial(Statement& statement) {
   AddMetricsFromJson(statement.ColumnText(10), trial);
   trial.set_failure_reason(statement.ColumnText(11));
   trial.set_checkpoint_path(statement.ColumnText(12));
+  trial.set_epoch(static_cast<int32_t>(statement.ColumnInt(13)));
   return trial;
 }
 
@@ -454,7 +458,6 @@ absl::Status Store::FillLatestMetrics(v1::Trial& trial) {
     std::string name = latest.ColumnText(0);
     const double value = latest.ColumnIsNull(1) ? std::numeric_limits<double>::quiet_NaN()
                                                 : latest.ColumnDouble(1);
-    trial.set_epoch(static_cast<int32_t>(latest.ColumnInt(2)));
     auto it = std::find_if(values.begin(), values.end(),
                            [&](const auto& entry) { return entry.first == name; });
     if (it == values.end()) {
@@ -680,8 +683,14 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   }
   renewal.acked_seq = acked_seq;
   renewal.lease_expires_ms = now + lease_ms;
+  int64_t epoch = 0;
+  for (const v1::MetricRow& row : rows) epoch = std::max<int64_t>(epoch, row.epoch());
   Statement& renew = statements_->renew_lease;
-  renew.Reset().Bind(1, renewal.lease_expires_ms).Bind(2, acked_seq).Bind(3, lease.trial_id());
+  renew.Reset()
+      .Bind(1, renewal.lease_expires_ms)
+      .Bind(2, acked_seq)
+      .Bind(3, epoch)
+      .Bind(4, lease.trial_id());
   SWEEP_RETURN_IF_ERROR(renew.Run());
   Statement& touch = statements_->touch_worker_seen;
   touch.Reset().Bind(1, now).Bind(2, worker_id);

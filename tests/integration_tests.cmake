@@ -11,3 +11,8 @@ sweep_add_test(end_to_end_test
 # The integration tests run the programs they test.
 add_dependencies(fault_tolerance_test sweep-coordinator sweep-worker)
 add_dependencies(end_to_end_test sweep-coordinator sweep-worker)
+sweep_add_test(service_endpoints_test
+  SOURCES service_endpoints_test.cc
+  LIBRARIES sweep_test_support
+  LABELS integration)
+add_dependencies(service_endpoints_test sweep-coordinator sweep-health-probe)

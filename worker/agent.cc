@@ -359,10 +359,21 @@ void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
     finish.set_outcome(v1::TRIAL_OUTCOME_FAILED);
     finish.set_failure_reason(std::string(result.status().message()));
   } else {
+    bool has_val_accuracy = false;
+    const double* best_val_accuracy = nullptr;
     for (const auto& [name, value] : result->final_metrics) {
       v1::Metric* metric = finish.add_final_metrics();
       metric->set_name(name);
       metric->set_value(value);
+      has_val_accuracy |= name == "val_accuracy";
+      if (name == "best_val_accuracy") best_val_accuracy = &value;
+    }
+    // A finished trial's val_accuracy is that of its best-validation checkpoint, so lists
+    // and rankings compare finished and running trials on one metric name.
+    if (!has_val_accuracy && best_val_accuracy != nullptr) {
+      v1::Metric* metric = finish.add_final_metrics();
+      metric->set_name("val_accuracy");
+      metric->set_value(*best_val_accuracy);
     }
     finish.set_checkpoint_path(result->checkpoint_path);
     switch (result->outcome) {

@@ -43,7 +43,7 @@ class GzipReader {
       return absl::FailedPreconditionError(message);
     }
     GzipReader reader(path, file);
-    // gzread passes a file without the gzip magic bytes through unchanged; reject it.
+    // gzread would pass a file without the gzip magic bytes through unchanged.
     if (gzdirect(file) == 1) {
       return absl::InvalidArgumentError(
           absl::StrCat(path.string(), ": not a gzip file (missing the magic bytes 1f 8b)"));
@@ -58,8 +58,8 @@ class GzipReader {
     if (file_ != nullptr) gzclose(file_);
   }
 
-  // Reads exactly `size` bytes of decompressed data; `what` names them in the error.
-  absl::Status ReadExactly(uint8_t* data, size_t size, std::string_view what) {
+  // Reads exactly `size` bytes of decompressed data. `description` names them in errors.
+  absl::Status ReadExactly(uint8_t* data, size_t size, std::string_view description) {
     size_t done = 0;
     while (done < size) {
       const unsigned request = static_cast<unsigned>(std::min<size_t>(size - done, INT_MAX));
@@ -69,7 +69,8 @@ class GzipReader {
         absl::Status error = ZlibError();
         if (!error.ok()) return error;
         return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: data ends after %d bytes of the %d-byte %s", path_.string(), done, size, what));
+            "%s: data ends after %d bytes of the %d-byte %s", path_.string(), done, size,
+            description));
       }
       done += static_cast<size_t>(read);
     }

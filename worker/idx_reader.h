@@ -30,9 +30,9 @@ struct FashionMnist {
 };
 
 // Reads a gzipped IDX image file (magic 0x00000803) of 28x28 images and returns the pixels.
-// Errors start with the file path: NotFound when the file does not exist; DataLoss when the
-// gzip data is corrupt or truncated (zlib checks the CRC32 and length trailer); and
-// InvalidArgument when the file is not gzip, the header is wrong, or the data is shorter
+// Error messages start with the file path. The codes are NotFound for a missing file and
+// DataLoss for corrupt or truncated gzip data, which includes a CRC32 or length mismatch.
+// InvalidArgument means the file is not gzip, its header is wrong, or its data is shorter
 // or longer than the header declares.
 absl::StatusOr<std::vector<uint8_t>> ReadIdxImages(const std::filesystem::path& path);
 

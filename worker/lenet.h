@@ -14,10 +14,12 @@
 
 namespace sweep::worker {
 
-// Modified LeNet-5 for 1x28x28 images: conv 5x5 (conv1_depth filters, padding 2), ReLU,
-// 2x2 max pool; conv 5x5 (conv2_depth, padding 2), ReLU, 2x2 max pool; dense
-// dense_layer_units, ReLU; dropout keeping each unit with probability keep_prob; dense 10.
-// Returns logits.
+// Modified LeNet-5 for 1x28x28 images, returning 10 logits. The layers are:
+//   conv 5x5 with conv1_depth filters and padding 2, ReLU, 2x2 max pool,
+//   conv 5x5 with conv2_depth filters and padding 2, ReLU, 2x2 max pool,
+//   dense with dense_layer_units units, ReLU,
+//   dropout that keeps each unit with probability keep_prob, dense with 10 units.
+// Weights start from LibTorch's default initialization, drawn from the global generator.
 class LeNetImpl : public torch::nn::Module {
  public:
   explicit LeNetImpl(const Hyperparameters& hyperparameters);
@@ -33,17 +35,17 @@ class LeNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LeNet);
 
-// Computes max(0, x) followed by 2x2 max pooling with stride 2, which equals
-// relu(max_pool2d(x, 2)) and max_pool2d(relu(x), 2), in values and gradients. On the CPU
-// for contiguous float input with even height and width it runs as one pass that stores a
-// one-byte argmax per output instead of LibTorch's 8-byte indices; elsewhere it calls
-// those LibTorch operators. A NaN input propagates to the output.
+// Computes relu(max_pool2d(x, 2)), which equals max_pool2d(relu(x), 2), with the same
+// values and gradients. For contiguous float input on the CPU with even height and width,
+// one pass computes it and stores a one-byte argmax per output instead of LibTorch's 8-byte
+// indices. Other input goes through those LibTorch operators. A NaN input propagates to the
+// output.
 torch::Tensor ReluMaxPool2x2(const torch::Tensor& input);
 
-// Adam with the update of torch::optim::Adam fused into one pass over each parameter for
-// contiguous float parameters on the CPU without weight decay or AMSGrad, and
-// torch::optim::Adam's step elsewhere. The state layout is torch::optim::Adam's, so saving
-// and loading are unchanged.
+// Adam that updates each parameter in one pass instead of torch::optim::Adam's separate
+// tensor operations. It applies when every parameter with a gradient is a contiguous float CPU
+// tensor and weight decay and AMSGrad are off. Otherwise step() calls torch::optim::Adam's.
+// The state layout is torch::optim::Adam's, so checkpoints load into either class.
 class FusedAdam : public torch::optim::Adam {
  public:
   using torch::optim::Adam::Adam;

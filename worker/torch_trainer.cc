@@ -59,32 +59,31 @@ constexpr uint64_t kOrderSeedMix = 0x9e3779b97f4a7c15;
 
 double Seconds(Clock::duration duration) { return std::chrono::duration<double>(duration).count(); }
 
+// Both kernels walk output rows across all planes, and use selects instead of branches so
+// that GCC vectorizes the inner loop.
 void ReluMaxPoolForwardCpu(const float* input, float* output, uint8_t* argmax, int64_t planes,
                            int64_t height, int64_t width) {
-  const int64_t out_height = height / 2;
   const int64_t out_width = width / 2;
-  at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const float* in = input + plane * height * width;
-      float* out = output + plane * out_height * out_width;
-      uint8_t* arg = argmax + plane * out_height * out_width;
-      for (int64_t y = 0; y < out_height; ++y) {
-        const float* top = in + 2 * y * width;
-        const float* bottom = top + width;
-        for (int64_t x = 0; x < out_width; ++x) {
-          const float window[4] = {top[2 * x], top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]};
-          float best = window[0];
-          uint8_t best_index = 0;
-          for (uint8_t k = 1; k < 4; ++k) {
-            if (window[k] > best || std::isnan(window[k])) {
-              best = window[k];
-              best_index = k;
-            }
-          }
-          const bool positive = best > 0.0f || std::isnan(best);
-          out[y * out_width + x] = positive ? best : 0.0f;
-          arg[y * out_width + x] = positive ? best_index : kNoGradient;
+  at::parallel_for(0, planes * (height / 2), 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* top = input + 2 * row * width;
+      const float* bottom = top + width;
+      float* out = output + row * out_width;
+      uint8_t* arg = argmax + row * out_width;
+      for (int64_t x = 0; x < out_width; ++x) {
+        // Scans the window in row-major order and keeps the first maximum, or a NaN, like
+        // max_pool2d. `value != value` is true only for NaN.
+        float best = top[2 * x];
+        int best_index = 0;
+        const float window[3] = {top[2 * x + 1], bottom[2 * x], bottom[2 * x + 1]};
+        for (int k = 0; k < 3; ++k) {
+          const bool take = window[k] > best || window[k] != window[k];
+          best = take ? window[k] : best;
+          best_index = take ? k + 1 : best_index;
         }
+        const bool positive = best > 0.0f || best != best;
+        out[x] = positive ? best : 0.0f;
+        arg[x] = static_cast<uint8_t>(positive ? best_index : kNoGradient);
       }
     }
   });
@@ -92,24 +91,20 @@ void ReluMaxPoolForwardCpu(const float* input, float* output, uint8_t* argmax, i
 
 void ReluMaxPoolBackwardCpu(const float* grad_output, const uint8_t* argmax, float* grad_input,
                             int64_t planes, int64_t height, int64_t width) {
-  const int64_t out_height = height / 2;
   const int64_t out_width = width / 2;
-  at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const float* grad_out = grad_output + plane * out_height * out_width;
-      const uint8_t* arg = argmax + plane * out_height * out_width;
-      float* grad_in = grad_input + plane * height * width;
-      for (int64_t y = 0; y < out_height; ++y) {
-        float* top = grad_in + 2 * y * width;
-        float* bottom = top + width;
-        for (int64_t x = 0; x < out_width; ++x) {
-          const float grad = grad_out[y * out_width + x];
-          const uint8_t index = arg[y * out_width + x];
-          top[2 * x] = index == 0 ? grad : 0.0f;
-          top[2 * x + 1] = index == 1 ? grad : 0.0f;
-          bottom[2 * x] = index == 2 ? grad : 0.0f;
-          bottom[2 * x + 1] = index == 3 ? grad : 0.0f;
-        }
+  at::parallel_for(0, planes * (height / 2), 64, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* grad_out = grad_output + row * out_width;
+      const uint8_t* arg = argmax + row * out_width;
+      float* top = grad_input + 2 * row * width;
+      float* bottom = top + width;
+      for (int64_t x = 0; x < out_width; ++x) {
+        const float grad = grad_out[x];
+        const uint8_t index = arg[x];
+        top[2 * x] = index == 0 ? grad : 0.0f;
+        top[2 * x + 1] = index == 1 ? grad : 0.0f;
+        bottom[2 * x] = index == 2 ? grad : 0.0f;
+        bottom[2 * x + 1] = index == 3 ? grad : 0.0f;
       }
     }
   });
@@ -152,8 +147,8 @@ bool CanFuseAdam(const torch::Tensor& parameter, const torch::optim::AdamOptions
          !grad.is_sparse() && options.weight_decay() == 0 && !options.amsgrad();
 }
 
-// Applies one Adam update to a float parameter in a single pass. The arithmetic is that of
-// torch::optim::Adam in LibTorch 1.13, evaluated per element.
+// Applies one Adam update to a float parameter in a single pass. The formula and the bias
+// corrections are torch::optim::Adam's, evaluated per element in float.
 void FusedAdamUpdate(torch::Tensor& parameter, torch::optim::AdamParamState& state,
                      const torch::optim::AdamOptions& options) {
   state.step(state.step() + 1);
@@ -361,8 +356,8 @@ class TrialRun {
                                                        : kDefaultCheckEverySteps),
         eval_batch_size_(device.is_cuda() ? kCudaEvalBatchSize : kCpuEvalBatchSize),
         model_(MakeModel(trial, device)),
-        optimizer_(model_->parameters(),
-                   torch::optim::AdamOptions(trial.hyperparameters.learning_rate)),
+        parameters_(model_->parameters()),
+        optimizer_(parameters_, torch::optim::AdamOptions(trial.hyperparameters.learning_rate)),
         order_generator_(at::make_generator<at::CPUGeneratorImpl>(trial.seed ^ kOrderSeedMix)) {
     const torch::TensorOptions scalar_options = torch::TensorOptions().device(device);
     interval_loss_sum_ = torch::zeros({}, scalar_options.dtype(torch::kDouble));
@@ -405,6 +400,37 @@ class TrialRun {
   // training stopped or diverged.
   absl::Status RunEpoch(int32_t epoch) {
     const Clock::time_point epoch_start = Clock::now();
+    const std::optional<EpochTraining> training = TrainEpoch(epoch);
+    if (!training.has_value()) return absl::OkStatus();
+    const double train_seconds = Seconds(Clock::now() - epoch_start);
+
+    const Evaluation validation = Evaluate(model_, data_.validation, eval_batch_size_);
+    if (best_epoch_ == 0 || validation.accuracy > best_validation_.accuracy) {
+      best_epoch_ = epoch;
+      best_validation_ = validation;
+      SaveBestState();
+      if (absl::Status status = WriteCheckpoint(); !status.ok()) return status;
+    }
+
+    observer_.OnMetric(epoch, step_, "train_loss", training->loss);
+    observer_.OnMetric(epoch, step_, "train_accuracy", training->accuracy);
+    observer_.OnMetric(epoch, step_, "val_loss", validation.loss);
+    observer_.OnMetric(epoch, step_, "val_accuracy", validation.accuracy);
+    observer_.OnMetric(epoch, step_, "epoch_seconds", Seconds(Clock::now() - epoch_start));
+    observer_.OnMetric(epoch, step_, "images_per_second",
+                       static_cast<double>(data_.train.size()) / train_seconds);
+    return absl::OkStatus();
+  }
+
+  // Mean loss and accuracy of an epoch's training batches, in training mode.
+  struct EpochTraining {
+    double loss = 0;
+    double accuracy = 0;
+  };
+
+  // Runs the training steps of one epoch over the training set in a new random order.
+  // Returns nothing, with result_ set, when training stopped or diverged.
+  std::optional<EpochTraining> TrainEpoch(int32_t epoch) {
     const int64_t count = data_.train.size();
     const torch::Tensor order = torch::randperm(count, order_generator_, torch::kLong).to(device_);
     torch::Tensor noise;
@@ -427,38 +453,22 @@ class TrialRun {
       loss_sum.add_(last_loss_, static_cast<double>(end - begin));
       correct.add_(logits.argmax(1).eq(labels).sum());
 
-      if (step_ % check_every_steps_ == 0 && !CheckInterval(epoch)) return absl::OkStatus();
+      if (step_ % check_every_steps_ == 0 && !CheckInterval(epoch)) return std::nullopt;
       if (observer_.StopRequested()) {
         End(TrainingOutcome::kStopped, absl::StrCat("stopped at epoch ", epoch, " step ", step_));
-        return absl::OkStatus();
+        return std::nullopt;
       }
     }
 
-    // Reading the sums back waits for the device, so the time includes all queued work.
-    const double train_loss = loss_sum.item<double>() / static_cast<double>(count);
-    const double train_accuracy =
-        static_cast<double>(correct.item<int64_t>()) / static_cast<double>(count);
-    const double train_phase_seconds = Seconds(Clock::now() - epoch_start);
-    if (!std::isfinite(train_loss)) {
-      Diverge(train_loss, epoch);
-      return absl::OkStatus();
+    // Reading the sums back waits for the device, so the epoch's time includes all its work.
+    const EpochTraining training{
+        .loss = loss_sum.item<double>() / static_cast<double>(count),
+        .accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(count)};
+    if (!std::isfinite(training.loss)) {
+      Diverge(training.loss, epoch);
+      return std::nullopt;
     }
-    const Evaluation validation = Evaluate(model_, data_.validation, eval_batch_size_);
-    if (best_epoch_ == 0 || validation.accuracy > best_validation_.accuracy) {
-      best_epoch_ = epoch;
-      best_validation_ = validation;
-      SaveBestState();
-      if (absl::Status status = WriteCheckpoint(); !status.ok()) return status;
-    }
-
-    observer_.OnMetric(epoch, step_, "train_loss", train_loss);
-    observer_.OnMetric(epoch, step_, "train_accuracy", train_accuracy);
-    observer_.OnMetric(epoch, step_, "val_loss", validation.loss);
-    observer_.OnMetric(epoch, step_, "val_accuracy", validation.accuracy);
-    observer_.OnMetric(epoch, step_, "epoch_seconds", Seconds(Clock::now() - epoch_start));
-    observer_.OnMetric(epoch, step_, "images_per_second",
-                       static_cast<double>(count) / train_phase_seconds);
-    return absl::OkStatus();
+    return training;
   }
 
   // Runs forward, backward and the optimizer on one batch without waiting for the device.
@@ -467,7 +477,7 @@ class TrialRun {
     const torch::Tensor logits = model_->forward(images);
     const torch::Tensor loss = torch::cross_entropy_loss(logits, labels);
     // Dropping the gradients instead of zeroing them lets backward write them directly.
-    for (torch::Tensor& parameter : model_->parameters()) parameter.mutable_grad().reset();
+    for (torch::Tensor& parameter : parameters_) parameter.mutable_grad().reset();
     loss.backward();
     optimizer_.step();
     ++step_;
@@ -571,6 +581,7 @@ class TrialRun {
   const int64_t check_every_steps_;
   const int64_t eval_batch_size_;
   LeNet model_;
+  std::vector<torch::Tensor> parameters_;
   FusedAdam optimizer_;
   at::Generator order_generator_;
 

@@ -67,6 +67,24 @@ class CoordinatorProcess {
 
 std::string BinaryPath(const std::string& relative);
 
+// Exit code and output of a command run by RunCommand.
+struct CommandResult {
+  // The exit code, or -1 when a signal ended the command.
+  int exit_code = -1;
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+};
+
+// Runs `program` with `arguments` to the end, capturing stdout and stderr in files under
+// `dir`. The command gets the test's environment with `environment` applied on top: each
+// entry is "NAME=VALUE" to set a variable or "NAME" to remove it. A command still running
+// after `timeout` is killed with SIGKILL and reported with `timed_out` set.
+CommandResult RunCommand(const std::string& program, const std::vector<std::string>& arguments,
+                         const std::filesystem::path& dir,
+                         const std::vector<std::string>& environment = {},
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 }  // namespace sweep::testing
 
 #endif  // SWEEP_TESTS_SUPPORT_PROCESS_H_
