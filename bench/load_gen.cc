@@ -466,7 +466,7 @@ int LoadRun::Report(double elapsed_s, const std::optional<ProcessUsage>& usage_s
     std::printf("coordinator: cpu_s=%.2f cpu_ms_per_trial=%.3f rss_mib=%.1f peak_rss_mib=%.1f\n",
                 cpu_s, 1000.0 * cpu_s / static_cast<double>(trials),
                 usage_end->rss_kib / 1024.0, usage_end->peak_rss_kib / 1024.0);
-    std::printf("coordinator_rss_mib:");
+    std::printf("coordinator_rss_mib: after_submit=%.1f", usage_start->rss_kib / 1024.0);
     for (const auto& [percent, rss_kib] : rss_samples_kib_) {
       std::printf(" at_%d%%=%.1f", percent, rss_kib / 1024.0);
     }

@@ -3,11 +3,11 @@
 #
 # On the CPU it trains the LeNet-5 (conv 32/64, dense 1024, batch 128, 1 epoch on 10,000
 # images) with the trainer (build/bench/train_bench) and with an idiomatic PyTorch loop
-# (bench/train_pytorch.py on /usr/bin/python3), alternating, with the same thread count. It
-# prints the median images/s of each, their ratio, and the trainer's share of the CPU's
-# peak float32 rate, estimated from 82 MFLOP per training image (forward 27.8 MFLOP,
-# backward about twice that) and a peak measured with an FMA loop (train_bench
-# --measure-peak).
+# (bench/train_pytorch.py on /usr/bin/python3), alternating, with the same thread count.
+# It prints the median images/s of each and their ratio. It also prints the trainer's
+# share of the CPU's peak float32 rate. That share is an estimate: it counts 82 MFLOP per
+# training image (forward 27.8 MFLOP, backward about twice that) against a peak measured
+# with an FMA loop (train_bench --measure-peak).
 #
 # On CUDA (--device cuda) it reports the trainer's images/s with one trial and with
 # --trials concurrent trials (each a trainer on its own thread) on the same GPU.
@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --repeats) repeats=$2; shift 2 ;;
     --trials) trials=$2; shift 2 ;;
     --images) images=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train_bench.sh: unknown option $1; see --help" >&2; exit 2 ;;
   esac
 done

@@ -118,13 +118,16 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions& global) {
       ->check(PositiveSeconds());
   app.add_option("--token-file", global.token_file,
                  "File with the client token that the coordinator requires, sent with every "
-                 "call; default: the token in $SWEEP_CLIENT_TOKEN, else no token");
+                 "call; default: the token in $SWEEP_CLIENT_TOKEN, else no token")
+      ->type_name("FILE");
   app.add_option("--tls-ca", global.tls_ca_file,
                  "PEM CA certificate; connects with TLS and verifies the coordinator's "
-                 "certificate against it (default: plaintext)");
+                 "certificate against it (default: plaintext)")
+      ->type_name("FILE");
   app.add_option("--tls-server-name", global.tls_server_name,
                  "With --tls-ca: host name to verify the coordinator's certificate against "
-                 "instead of the host in --coordinator");
+                 "instead of the host in --coordinator")
+      ->type_name("NAME");
 }
 
 void AddSubmit(CLI::App& app, ParsedOptions& parsed, Action& action) {

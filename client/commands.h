@@ -23,9 +23,9 @@ struct GlobalOptions {
   std::string coordinator = "127.0.0.1:50051";
   bool json = false;
   double timeout_seconds = 10;
-  // File with the client token; empty takes the token from SWEEP_CLIENT_TOKEN.
+  // File with the client token. When empty, the token comes from SWEEP_CLIENT_TOKEN.
   std::string token_file;
-  // PEM CA certificate file; set means TLS.
+  // PEM CA certificate file. When set, the client connects with TLS.
   std::string tls_ca_file;
   // Name to verify the coordinator's certificate against instead of the address's host.
   std::string tls_server_name;

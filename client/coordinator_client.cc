@@ -16,7 +16,7 @@
 namespace sweep::client {
 namespace {
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path, std::string_view flag) {
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path, const char* flag) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     return absl::InvalidArgumentError(
@@ -145,8 +145,7 @@ absl::StatusOr<Response> CoordinatorClient::Call(UnaryMethod<Request, Response> 
 
 absl::Status CoordinatorClient::ConvertStatus(const grpc::Status& status) const {
   const auto code = static_cast<absl::StatusCode>(status.error_code());
-  constexpr std::string_view kTokenFix =
-      "pass the client token with --token-file or SWEEP_CLIENT_TOKEN";
+  constexpr char kTokenFix[] = "pass the client token with --token-file or SWEEP_CLIENT_TOKEN";
   if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
     // The coordinator's own message is left out because it names the server's flags.
     if (security_.token.empty()) {

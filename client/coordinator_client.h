@@ -14,15 +14,15 @@
 
 namespace sweep::client {
 
-// Environment variable that holds the client token when --token-file is not given.
+// Environment variable that contains the client token when --token-file is not given.
 inline constexpr char kClientTokenVariable[] = "SWEEP_CLIENT_TOKEN";
 
-// How the client authenticates itself and verifies the coordinator. The default value
+// Authentication and TLS settings of the channel to the coordinator. The default value
 // sends no token and connects in plaintext.
 struct ChannelSecurity {
-  // Client token sent as "authorization: Bearer TOKEN" on every call; empty sends none.
+  // Client token sent as "authorization: Bearer TOKEN" on every call. Empty sends none.
   std::string token;
-  // Where the token came from ("--token-file PATH" or the variable's name), for error
+  // Source of the token ("--token-file PATH" or the variable's name), named in error
   // messages. Never the token itself.
   std::string token_source;
   // PEM CA certificates. When set, the channel uses TLS and verifies the coordinator's
@@ -30,7 +30,7 @@ struct ChannelSecurity {
   std::string tls_ca_pem;
   // The --tls-ca path, for error messages.
   std::string tls_ca_file;
-  // Host name to verify the certificate against instead of the address's host; empty
+  // Host name to verify the certificate against in place of the address's host. Empty
   // uses the address's host.
   std::string tls_server_name;
 };

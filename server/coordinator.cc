@@ -91,6 +91,13 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
     return absl::InvalidArgumentError("sweep name is " + std::to_string(request.name().size()) +
                                       " characters long; use at most 256");
   }
+  if (request.max_concurrent_trials() < 0) {
+    return absl::InvalidArgumentError("max_concurrent_trials " +
+                                      std::to_string(request.max_concurrent_trials()) +
+                                      " is negative; pass 0 for no limit");
+  }
+  v1::StoppingRule stopping_rule = request.stopping_rule();
+  if (absl::Status status = NormalizeStoppingRule(stopping_rule); !status.ok()) return status;
   absl::StatusOr<Grid> grid = Grid::Parse(request.grid_json());
   if (!grid.ok()) return grid.status();
   absl::StatusOr<std::vector<Assignment>> sample =
@@ -106,6 +113,8 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
   sweep.set_combination_count(grid->CombinationCountDecimal());
   sweep.set_trial_count(static_cast<int64_t>(sample->size()));
   sweep.set_parent_sweep_id(request.parent_sweep_id());
+  *sweep.mutable_stopping_rule() = stopping_rule;
+  sweep.set_max_concurrent_trials(request.max_concurrent_trials());
   std::vector<std::string> trial_params;
   trial_params.reserve(sample->size());
   for (const Assignment& assignment : *sample) trial_params.push_back(CanonicalJson(assignment));
@@ -129,7 +138,11 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
                      .seed = request.seed(),
                      .combination_count = sweep.combination_count(),
                      .parent_sweep_id = request.parent_sweep_id(),
-                     .max_attempts = options_.max_attempts};
+                     .max_attempts = options_.max_attempts,
+                     .stopping_rule = stopping_rule.rule_case() == v1::StoppingRule::RULE_NOT_SET
+                                          ? std::string()
+                                          : stopping_rule.SerializeAsString(),
+                     .max_concurrent_trials = request.max_concurrent_trials()};
   absl::StatusOr<int64_t> sweep_id = store_.CreateSweep(new_sweep, trial_params, NowUnixMs());
   if (!sweep_id.ok()) return sweep_id.status();
   spdlog::info("sweep={} name=\"{}\" submitted with {} trials of {} combinations", *sweep_id,

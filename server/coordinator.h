@@ -85,6 +85,7 @@ class Coordinator {
  private:
   void NotifyChange();
   void ExpiryLoop();
+
   // Logs a TensorBoard write error; event files are a view, so sweeps go on without them.
   void WarnOnTensorBoardError(const absl::Status& status);
 

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "common/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep::server {
@@ -34,7 +35,7 @@ struct MetricsRegistry::Family {
 
 namespace {
 
-// Logs a registration error and aborts: metric names and bounds are fixed in the code, so an
+// Logs a registration error and aborts. Metric names and bounds are fixed in the code, so an
 // invalid one is a programming error that every run would hit.
 [[noreturn]] void FailRegistration(std::string_view name, std::string_view problem) {
   spdlog::critical("metric \"{}\": {}", name, problem);
@@ -45,8 +46,8 @@ bool IsMetricName(std::string_view name) {
   if (name.empty()) return false;
   for (size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool valid = absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_' ||
-                       c == ':' || (i > 0 && absl::ascii_isdigit(static_cast<unsigned char>(c)));
+    const bool valid = absl::ascii_isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+                       (i > 0 && absl::ascii_isdigit(static_cast<unsigned char>(c)));
     if (!valid) return false;
   }
   return true;
@@ -157,6 +158,26 @@ std::string_view TypeName(MetricType type) {
   return "untyped";
 }
 
+// Runs a callback family's callback and appends its samples.
+absl::Status AppendCallbackSamples(std::string& out, const std::string& name,
+                                   const std::vector<std::string>& label_names,
+                                   const SampleCallback& callback) {
+  absl::StatusOr<std::vector<Sample>> samples = callback();
+  if (!samples.ok()) {
+    return absl::Status(samples.status().code(),
+                        "metric " + name + ": " + std::string(samples.status().message()));
+  }
+  for (const Sample& sample : *samples) {
+    if (sample.label_values.size() != label_names.size()) {
+      return absl::InternalError("metric " + name + ": a sample has " +
+                                 std::to_string(sample.label_values.size()) + " label values for " +
+                                 std::to_string(label_names.size()) + " label names");
+    }
+    AppendSample(out, name, label_names, sample.label_values, FormatValue(sample.value));
+  }
+  return absl::OkStatus();
+}
+
 void AppendHistogram(std::string& out, std::string_view name, const Histogram& histogram) {
   const Histogram::Snapshot snapshot = histogram.Read();
   const std::vector<double>& bounds = histogram.upper_bounds();
@@ -183,8 +204,8 @@ CounterFamily::CounterFamily(std::vector<std::string> label_names)
 
 Counter& CounterFamily::WithLabels(const std::vector<std::string>& label_values) {
   if (label_values.size() != label_names_.size()) {
-    spdlog::critical("counter family with {} label names got {} label values",
-                     label_names_.size(), label_values.size());
+    spdlog::critical("counter family with {} label names got {} label values", label_names_.size(),
+                     label_values.size());
     std::abort();
   }
 
@@ -211,9 +232,9 @@ void Histogram::Observe(double value) {
   // lower_bound finds the first bound >= value, so a value equal to a bound counts in it.
   size_t bucket = upper_bounds_.size();
   if (!std::isnan(value)) {
-    bucket = static_cast<size_t>(
-        std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) -
-        upper_bounds_.begin());
+    bucket =
+        static_cast<size_t>(std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) -
+                            upper_bounds_.begin());
   }
 
   std::lock_guard lock(mutex_);
@@ -270,8 +291,8 @@ Histogram& MetricsRegistry::AddHistogram(std::string name, std::string help,
                                  " is not finite; the +Inf bucket is implicit");
     }
     if (i > 0 && upper_bounds[i] <= upper_bounds[i - 1]) {
-      FailRegistration(name, "bucket bounds are not strictly increasing at " +
-                                 FormatValue(upper_bounds[i]));
+      FailRegistration(
+          name, "bucket bounds are not strictly increasing at " + FormatValue(upper_bounds[i]));
     }
   }
   auto family = std::make_unique<Family>();
@@ -291,8 +312,7 @@ void MetricsRegistry::AddGaugeCallback(std::string name, std::string help,
 }
 
 void MetricsRegistry::AddCallback(std::string name, std::string help, MetricType type,
-                                  std::vector<std::string> label_names,
-                                  SampleCallback callback) {
+                                  std::vector<std::string> label_names, SampleCallback callback) {
   if (type == MetricType::kHistogram) {
     FailRegistration(name, "a callback family must be a counter or a gauge");
   }
@@ -330,23 +350,9 @@ absl::StatusOr<std::string> MetricsRegistry::Render() const {
     } else if (family->histogram != nullptr) {
       AppendHistogram(out, family->name, *family->histogram);
     } else {
-      absl::StatusOr<std::vector<Sample>> samples = family->callback();
-      if (!samples.ok()) {
-        return absl::Status(samples.status().code(),
-                            "metric " + family->name + ": " +
-                                std::string(samples.status().message()));
-      }
-      for (const Sample& sample : *samples) {
-        if (sample.label_values.size() != family->callback_label_names.size()) {
-          return absl::InternalError("metric " + family->name + ": a sample has " +
-                                     std::to_string(sample.label_values.size()) +
-                                     " label values for " +
-                                     std::to_string(family->callback_label_names.size()) +
-                                     " label names");
-        }
-        AppendSample(out, family->name, family->callback_label_names, sample.label_values,
-                     FormatValue(sample.value));
-      }
+      absl::Status status =
+          AppendCallbackSamples(out, family->name, family->callback_label_names, family->callback);
+      if (!status.ok()) return status;
     }
   }
   return out;
@@ -356,7 +362,7 @@ namespace {
 
 absl::StatusOr<std::string> ReadProcFile(const std::string& path) {
   std::ifstream file(path);
-  if (!file) return absl::UnavailableError("cannot read " + path);
+  if (!file) return absl::UnavailableError("failed to read " + path);
   return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
 }
 
@@ -389,7 +395,7 @@ absl::StatusOr<ProcessStat> ReadProcessStat() {
   const size_t name_end = text->rfind(')');
   if (name_end == std::string::npos) return absl::UnavailableError("/proc/self/stat is malformed");
   std::istringstream fields(text->substr(name_end + 1));
-  // After the command name come fields 3 (state) onwards; field N is fields[N - 3].
+  // The command name is followed by field 3 (state) and the rest, so field N is values[N - 3].
   std::vector<std::string> values{std::istream_iterator<std::string>(fields),
                                   std::istream_iterator<std::string>()};
   if (values.size() < 22) return absl::UnavailableError("/proc/self/stat has too few fields");
@@ -418,7 +424,7 @@ SampleCallback ProcessStatCallback(double ProcessStat::*member) {
 absl::StatusOr<std::vector<Sample>> CountOpenFds() {
   std::error_code error;
   std::filesystem::directory_iterator entries("/proc/self/fd", error);
-  if (error) return absl::UnavailableError("cannot list /proc/self/fd: " + error.message());
+  if (error) return absl::UnavailableError("failed to list /proc/self/fd: " + error.message());
   // NOTE: the count includes the descriptor that lists the directory.
   const auto count = std::distance(std::filesystem::begin(entries), std::filesystem::end(entries));
   return std::vector<Sample>{{{}, static_cast<double>(count)}};
@@ -429,8 +435,8 @@ absl::StatusOr<std::vector<Sample>> ReadMaxFds() {
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
     return absl::UnavailableError("getrlimit(RLIMIT_NOFILE) failed");
   }
-  const double value = limit.rlim_cur == RLIM_INFINITY ? HUGE_VAL
-                                                         : static_cast<double>(limit.rlim_cur);
+  const double value =
+      limit.rlim_cur == RLIM_INFINITY ? HUGE_VAL : static_cast<double>(limit.rlim_cur);
   return std::vector<Sample>{{{}, value}};
 }
 
@@ -445,12 +451,11 @@ void AddProcessMetrics(MetricsRegistry& registry) {
   registry.AddCallback("process_virtual_memory_bytes", "Virtual memory size in bytes.",
                        MetricType::kGauge, {},
                        ProcessStatCallback(&ProcessStat::virtual_memory_bytes));
-  registry.AddCallback("process_start_time_seconds",
-                       "Start time of the process since the Unix epoch in seconds.",
-                       MetricType::kGauge, {},
-                       ProcessStatCallback(&ProcessStat::start_time_seconds));
-  registry.AddCallback("process_open_fds", "Number of open file descriptors.",
-                       MetricType::kGauge, {}, CountOpenFds);
+  registry.AddCallback(
+      "process_start_time_seconds", "Start time of the process since the Unix epoch in seconds.",
+      MetricType::kGauge, {}, ProcessStatCallback(&ProcessStat::start_time_seconds));
+  registry.AddCallback("process_open_fds", "Number of open file descriptors.", MetricType::kGauge,
+                       {}, CountOpenFds);
   registry.AddCallback("process_max_fds", "Maximum number of open file descriptors.",
                        MetricType::kGauge, {}, ReadMaxFds);
 }
@@ -467,9 +472,9 @@ CoordinatorMetrics::CoordinatorMetrics(MetricsRegistry& registry)
       metric_rows_written(registry.AddCounter(
           "sweep_metric_rows_written_total",
           "Metric rows stored from trial stream updates, not counting rows sent again.")),
-      rpc_errors(registry.AddCounterFamily(
-          "sweep_rpc_errors_total", "RPCs that returned a status other than OK.",
-          {"method", "code"})) {}
+      rpc_errors(registry.AddCounterFamily("sweep_rpc_errors_total",
+                                           "RPCs that returned a status other than OK.",
+                                           {"method", "code"})) {}
 
 std::vector<Sample> TrialStateSamples(const std::map<v1::TrialState, int64_t>& counts) {
   static constexpr std::string_view kPrefix = "TRIAL_STATE_";

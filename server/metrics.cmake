@@ -13,4 +13,4 @@ add_library(sweep_metrics "${CMAKE_CURRENT_LIST_DIR}/metrics.cc"
 target_include_directories(sweep_metrics PUBLIC "${PROJECT_SOURCE_DIR}")
 target_link_libraries(sweep_metrics
   PUBLIC sweep_proto gRPC::grpc++ absl::status absl::statusor Threads::Threads
-  PRIVATE PkgConfig::cpp_httplib absl::strings spdlog::spdlog)
+  PRIVATE sweep_common PkgConfig::cpp_httplib absl::strings spdlog::spdlog)

@@ -41,7 +41,8 @@
 namespace sweep::server {
 
 // Content-Type of a response that carries Render()'s output.
-inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kPrometheusContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 // Upper bounds of the latency histogram buckets, in seconds: 0.5 ms to 10 s.
 std::vector<double> LatencyBucketsSeconds();
@@ -86,11 +87,11 @@ class CounterFamily {
 };
 
 // Counts observed values in buckets with fixed upper bounds and keeps their sum. A value
-// equal to a bound falls into that bound's bucket, as Prometheus's `le` ("less than or equal")
-// label says. Thread-safe: Observe and Read take one mutex per histogram.
+// equal to a bound falls into that bound's bucket, because the format's `le` label means "less
+// than or equal". Thread-safe: Observe and Read take one mutex per histogram.
 class Histogram {
  public:
-  // Bounds must be finite and strictly increasing; the +Inf bucket is implicit.
+  // Bounds must be finite and strictly increasing. The +Inf bucket is implicit.
   explicit Histogram(std::vector<double> upper_bounds);
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
@@ -112,7 +113,7 @@ class Histogram {
  private:
   const std::vector<double> upper_bounds_;
   mutable std::mutex mutex_;
-  // Per-bucket (not cumulative) counts; the last element is the +Inf bucket.
+  // Per-bucket (not cumulative) counts. The last element is the +Inf bucket.
   std::vector<uint64_t> bucket_counts_ ABSL_GUARDED_BY(mutex_);
   double sum_ ABSL_GUARDED_BY(mutex_) = 0;
 };
@@ -166,7 +167,7 @@ class MetricsRegistry {
   // Adds a counter family whose series WithLabels creates on first use.
   CounterFamily& AddCounterFamily(std::string name, std::string help,
                                   std::vector<std::string> label_names);
-  // Adds a histogram without labels; see LatencyBucketsSeconds() for latencies.
+  // Adds a histogram without labels. LatencyBucketsSeconds() returns bounds for latencies.
   Histogram& AddHistogram(std::string name, std::string help, std::vector<double> upper_bounds);
 
   // Adds a gauge without labels whose value `callback` returns at render time.
@@ -185,7 +186,7 @@ class MetricsRegistry {
  private:
   struct Family;
 
-  // Adds `family` under its name; aborts when the name is invalid or taken.
+  // Adds `family` under its name, and aborts when the name is invalid or taken.
   Family& Register(std::unique_ptr<Family> family);
 
   mutable std::mutex mutex_;
@@ -214,7 +215,7 @@ struct CoordinatorMetrics {
   CounterFamily& rpc_errors;
 };
 
-// Returns the number of trials in each state; states without trials may be missing.
+// Returns the number of trials in each state. States without trials may be missing.
 using TrialCountsCallback = std::function<absl::StatusOr<std::map<v1::TrialState, int64_t>>()>;
 // Returns the number of workers that count as active.
 using WorkerCountCallback = std::function<absl::StatusOr<int64_t>()>;

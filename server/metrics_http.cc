@@ -1,22 +1,61 @@
 #include "server/metrics_http.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <chrono>
 #include <utility>
 
+#include "common/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep::server {
 namespace {
 
-// Scrapes arrive one at a time, so a small pool suffices; httplib's default is at least 8.
+// Scrapes arrive one at a time, so a small pool suffices. httplib's default is at least 8.
 constexpr size_t kHandlerThreads = 2;
 
 std::string FormatAddress(const std::string& host, int port) {
   const bool ipv6 = host.find(':') != std::string::npos;
   return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// Creates a server that routes GET /metrics to `registry` and is configured as the class
+// comment of MetricsHttpServer describes.
+std::unique_ptr<httplib::Server> CreateHttpServer(const MetricsRegistry& registry) {
+  auto server = std::make_unique<httplib::Server>();
+  server->new_task_queue = [] { return new httplib::ThreadPool(kHandlerThreads); };
+  // httplib 0.11 sets SO_REUSEPORT by default, which lets a second process bind the same port
+  // and take a share of the scrapes. SO_REUSEADDR alone still allows a quick restart while old
+  // connections are in TIME_WAIT, but fails to bind a port that another socket listens on.
+  server->set_socket_options([](socket_t socket) {
+    const int enable = 1;
+    setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &enable, sizeof(enable));
+  });
+  // Stopping waits for every open connection, and httplib waits up to the keep-alive timeout
+  // (5 s by default) for a connection's next request. One request per connection and a 1 s
+  // timeout keep Stop() under about a second. Scrapes come seconds apart, so they gain nothing
+  // from keeping a connection open.
+  server->set_keep_alive_max_count(1);
+  server->set_keep_alive_timeout(1);
+
+  server->Get("/metrics", [&registry](const httplib::Request&, httplib::Response& response) {
+    absl::StatusOr<std::string> text = registry.Render();
+    if (!text.ok()) {
+      spdlog::warn("rendering metrics failed: {}", text.status().message());
+      response.status = 500;
+      response.set_content(std::string(text.status().message()) + "\n", "text/plain");
+      return;
+    }
+    response.set_content(*std::move(text), std::string(kPrometheusContentType));
+  });
+  server->set_error_handler([](const httplib::Request&, httplib::Response& response) {
+    if (response.status == 404) {
+      response.set_content("not found; metrics are at GET /metrics\n", "text/plain");
+    }
+  });
+  return server;
 }
 
 }  // namespace
@@ -62,23 +101,7 @@ absl::Status MetricsHttpServer::Start(const ListenAddress& address) {
     return absl::FailedPreconditionError("the metrics endpoint already listens on " +
                                          FormatAddress(host_, port_));
   }
-  auto server = std::make_unique<httplib::Server>();
-  server->new_task_queue = [] { return new httplib::ThreadPool(kHandlerThreads); };
-  server->Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
-    absl::StatusOr<std::string> text = registry_.Render();
-    if (!text.ok()) {
-      spdlog::warn("rendering metrics failed: {}", text.status().message());
-      response.status = 500;
-      response.set_content(std::string(text.status().message()) + "\n", "text/plain");
-      return;
-    }
-    response.set_content(*std::move(text), std::string(kPrometheusContentType));
-  });
-  server->set_error_handler([](const httplib::Request&, httplib::Response& response) {
-    if (response.status == 404) {
-      response.set_content("not found; metrics are at GET /metrics\n", "text/plain");
-    }
-  });
+  std::unique_ptr<httplib::Server> server = CreateHttpServer(registry_);
 
   int port = address.port;
   if (port == 0) {
@@ -106,7 +129,8 @@ absl::Status MetricsHttpServer::Start(const ListenAddress& address) {
 
   // NOTE: httplib 0.11 has no call that waits for the listener to start, and its stop() does
   // nothing before is_running() turns true, so Stop() could otherwise miss the server and hang
-  // in join(). Polling is the only way to see that flag; it turns true within microseconds.
+  // in join(). Polling is the only way to see that flag, which turns true as soon as the thread
+  // runs.
   while (!server_->is_running() && !listen_returned_) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }

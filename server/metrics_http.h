@@ -28,9 +28,9 @@ class Server;
 namespace sweep::server {
 
 struct ListenAddress {
-  // Host name or IP address; an IPv6 address has no brackets.
+  // Host name or IP address. An IPv6 address has no brackets.
   std::string host;
-  // TCP port; 0 picks a free port.
+  // TCP port. Port 0 picks a free port.
   int port = 0;
 };
 
@@ -40,8 +40,9 @@ struct ListenAddress {
 absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
 
 // Serves GET (and HEAD) /metrics with the registry's text exposition, content type
-// kPrometheusContentType. Other paths get 404. When rendering fails, the response is 500
-// with the error message, so the scrape fails rather than showing partial data.
+// kPrometheusContentType. Other paths and methods get 404. When rendering fails, the response
+// is 500 with the error message, so the scrape fails rather than showing partial data. Each
+// connection carries one request, and a connection that sends nothing is closed after 1 s.
 class MetricsHttpServer final {
  public:
   // `registry` must outlive the server.
@@ -51,7 +52,7 @@ class MetricsHttpServer final {
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
 
-  // Binds `address` and starts serving on a new thread; returns once the server accepts
+  // Binds `address` and starts serving on a new thread. Returns once the server accepts
   // connections. Returns UNAVAILABLE when the address cannot be bound and
   // FAILED_PRECONDITION when the server already runs.
   absl::Status Start(const ListenAddress& address);
@@ -59,8 +60,9 @@ class MetricsHttpServer final {
   // Port the server is bound to, the chosen one when Start was given port 0; 0 before Start.
   int port() const { return port_; }
 
-  // Closes the listening socket, waits for requests in progress and joins the thread.
-  // Does nothing when the server does not run. Not safe to call concurrently with Start.
+  // Closes the listening socket, waits for requests in progress and for connections that
+  // have not sent a request yet (up to 1 s), and joins the thread. Does nothing when the
+  // server does not run. Not safe to call concurrently with Start.
   void Stop();
 
  private:

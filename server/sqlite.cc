@@ -68,6 +68,13 @@ Statement& Statement::Bind(int index, std::string_view value) {
   return *this;
 }
 
+Statement& Statement::BindBlob(int index, std::string_view value) {
+  if (value.empty()) return BindNull(index);
+  sqlite3_bind_blob(statement_, index, value.data(), static_cast<int>(value.size()),
+                    SQLITE_TRANSIENT);
+  return *this;
+}
+
 Statement& Statement::BindNull(int index) {
   sqlite3_bind_null(statement_, index);
   return *this;
@@ -103,8 +110,10 @@ double Statement::ColumnDouble(int column) const {
 }
 
 std::string Statement::ColumnText(int column) const {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement_, column));
-  return text == nullptr ? std::string() : std::string(text);
+  // Blob access keeps embedded NUL bytes, which serialized protocol buffers contain.
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(statement_, column));
+  const int size = sqlite3_column_bytes(statement_, column);
+  return bytes == nullptr ? std::string() : std::string(bytes, static_cast<size_t>(size));
 }
 
 bool Statement::ColumnIsNull(int column) const {

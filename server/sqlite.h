@@ -30,6 +30,8 @@ class Statement {
   Statement& Bind(int index, double value);
   Statement& Bind(int index, std::string_view value);
   Statement& BindNull(int index);
+  // Binds bytes as a BLOB; empty binds NULL.
+  Statement& BindBlob(int index, std::string_view value);
   Statement& Bind(int index, std::optional<int64_t> value);
 
   // Advances one row: true when a row is available, false when done.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/hyperparameters.h"
 #include "common/params_proto.h"
 #include "nlohmann/json.hpp"
 #include "common/logging.h"
@@ -24,6 +25,8 @@ CREATE TABLE sweeps (
   combination_count TEXT NOT NULL,
   parent_sweep_id INTEGER REFERENCES sweeps(id),
   max_attempts INTEGER NOT NULL,
+  stopping_rule BLOB,
+  max_concurrent_trials INTEGER NOT NULL DEFAULT 0,
   cancelled INTEGER NOT NULL DEFAULT 0,
   created_ms INTEGER NOT NULL
 );
@@ -45,6 +48,7 @@ CREATE TABLE trials (
   final_metrics_json TEXT,
   failure_reason TEXT,
   checkpoint_path TEXT,
+  stop_reason TEXT,
   UNIQUE (sweep_id, ordinal),
   UNIQUE (sweep_id, params_json)
 );
@@ -148,16 +152,19 @@ struct Store::Statements {
   explicit Statements(sqlite3* db)
       : insert_sweep(db,
                      "INSERT INTO sweeps (name, grid_json, grid_size, seed, combination_count, "
-                     "parent_sweep_id, max_attempts, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                     "parent_sweep_id, max_attempts, created_ms, stopping_rule, "
+                     "max_concurrent_trials) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         insert_trial(db,
                      "INSERT INTO trials (sweep_id, ordinal, params_json, state, created_ms) "
                      "VALUES (?, ?, ?, 1, ?)"),
         select_sweep(db,
                      "SELECT id, name, grid_json, grid_size, seed, combination_count, "
-                     "parent_sweep_id, cancelled, created_ms FROM sweeps WHERE id = ?"),
+                     "parent_sweep_id, cancelled, created_ms, stopping_rule, "
+                     "max_concurrent_trials FROM sweeps WHERE id = ?"),
         select_sweeps(db,
                       "SELECT id, name, grid_json, grid_size, seed, combination_count, "
-                      "parent_sweep_id, cancelled, created_ms FROM sweeps ORDER BY id"),
+                      "parent_sweep_id, cancelled, created_ms, stopping_rule, "
+                      "max_concurrent_trials FROM sweeps ORDER BY id"),
         count_states(db, "SELECT state, COUNT(*) FROM trials WHERE sweep_id = ? GROUP BY state"),
         select_trial(db, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE id = ?"),
         latest_metrics(db,
@@ -175,15 +182,34 @@ struct Store::Statements {
         select_workers(db,
                        "SELECT id, host, device, current_trial_id, last_seen_ms, registered_ms "
                        "FROM workers ORDER BY id"),
+        // Fair share: the sweep with pending trials and the fewest running ones goes first,
+        // older sweeps break ties, and a sweep at its concurrency limit waits.
+        next_sweep(db,
+                   "SELECT s.id FROM sweeps s "
+                   "WHERE EXISTS (SELECT 1 FROM trials p WHERE p.state = 1 AND p.sweep_id = s.id) "
+                   "AND (s.max_concurrent_trials = 0 OR (SELECT COUNT(*) FROM trials r "
+                   "WHERE r.state = 2 AND r.sweep_id = s.id) < s.max_concurrent_trials) "
+                   "ORDER BY (SELECT COUNT(*) FROM trials r WHERE r.state = 2 "
+                   "AND r.sweep_id = s.id), s.id LIMIT 1"),
         next_pending(db,
                      "SELECT t.id, t.attempt, t.sweep_id, t.params_json, t.ordinal, s.seed "
-                     "FROM trials t JOIN sweeps s ON s.id = t.sweep_id WHERE t.state = 1 "
-                     "ORDER BY t.sweep_id, t.ordinal LIMIT 1"),
+                     "FROM trials t JOIN sweeps s ON s.id = t.sweep_id "
+                     "WHERE t.state = 1 AND t.sweep_id = ? ORDER BY t.ordinal LIMIT 1"),
         lease_trial(db,
                     "UPDATE trials SET state = 2, attempt = attempt + 1, worker_id = ?, "
-                    "lease_expires_ms = ?, acked_seq = 0, started_ms = ? WHERE id = ?"),
+                    "lease_expires_ms = ?, acked_seq = 0, started_ms = ?, stop_reason = NULL "
+                    "WHERE id = ?"),
         lease_state(db,
-                    "SELECT state, attempt, acked_seq, sweep_id FROM trials WHERE id = ?"),
+                    "SELECT state, attempt, acked_seq, sweep_id, params_json, stop_reason "
+                    "FROM trials WHERE id = ?"),
+        select_stopping_rule(db, "SELECT stopping_rule FROM sweeps WHERE id = ?"),
+        request_stop(db,
+                     "UPDATE trials SET stop_reason = ? WHERE id = ? AND attempt = ? "
+                     "AND state = 2 AND stop_reason IS NULL"),
+        validation_history(db,
+                           "SELECT m.trial_id, m.epoch, m.value FROM metrics m "
+                           "JOIN trials t ON t.id = m.trial_id AND m.attempt = t.attempt "
+                           "WHERE t.sweep_id = ? AND m.name = 'val_accuracy' AND m.epoch <= ?"),
         renew_lease(db,
                     "UPDATE trials SET lease_expires_ms = ?, acked_seq = ?, "
                     "epoch = MAX(epoch, ?) WHERE id = ?"),
@@ -226,9 +252,13 @@ struct Store::Statements {
   Statement touch_worker;
   Statement touch_worker_seen;
   Statement select_workers;
+  Statement next_sweep;
   Statement next_pending;
   Statement lease_trial;
   Statement lease_state;
+  Statement select_stopping_rule;
+  Statement request_stop;
+  Statement validation_history;
   Statement renew_lease;
   Statement insert_metric;
   Statement finish_trial;
@@ -244,7 +274,8 @@ struct Store::Statements {
     for (const Statement* statement :
          {&insert_sweep, &insert_trial, &select_sweep, &select_sweeps, &count_states,
           &select_trial, &latest_metrics, &trial_history, &insert_worker, &touch_worker,
-          &touch_worker_seen, &select_workers, &next_pending, &lease_trial, &lease_state,
+          &touch_worker_seen, &select_workers, &next_sweep, &next_pending, &lease_trial,
+          &lease_state, &select_stopping_rule, &request_stop, &validation_history,
           &renew_lease, &insert_metric, &finish_trial, &clear_worker_trial, &expired, &requeue,
           &fail_trial, &cancel_sweep_flag, &cancel_trials, &running_ids}) {
       if (!statement->prepare_status().ok()) return statement->prepare_status();
@@ -320,7 +351,9 @@ absl::StatusOr<int64_t> Store::CreateSweep(const NewSweep& sweep,
       .Bind(6, sweep.parent_sweep_id > 0 ? std::optional<int64_t>(sweep.parent_sweep_id)
                                          : std::nullopt)
       .Bind(7, int64_t{sweep.max_attempts})
-      .Bind(8, now);
+      .Bind(8, now)
+      .BindBlob(9, sweep.stopping_rule)
+      .Bind(10, int64_t{sweep.max_concurrent_trials});
   SWEEP_RETURN_IF_ERROR(insert_sweep.Run());
   const int64_t sweep_id = sqlite3_last_insert_rowid(db_);
 
@@ -348,6 +381,11 @@ absl::StatusOr<v1::Sweep> Store::ReadSweep(Statement& statement) {
   sweep.set_parent_sweep_id(statement.ColumnInt(6));
   const bool cancelled = statement.ColumnInt(7) != 0;
   sweep.set_created_unix_ms(statement.ColumnInt(8));
+  if (!sweep.mutable_stopping_rule()->ParseFromString(statement.ColumnText(9))) {
+    return absl::DataLossError("sweep " + std::to_string(sweep.id()) +
+                               " has an unreadable stopping rule");
+  }
+  sweep.set_max_concurrent_trials(static_cast<int32_t>(statement.ColumnInt(10)));
 
   Statement& count_states = statements_->count_states;
   count_states.Reset().Bind(1, sweep.id());
@@ -582,14 +620,21 @@ absl::StatusOr<std::optional<LeaseGrant>> Store::AcquireTrial(int64_t worker_id,
   touch.Reset().Bind(1, now).Bind(2, worker_id);
   SWEEP_RETURN_IF_ERROR(touch.Run());
 
-  Statement& next = statements_->next_pending;
-  next.Reset();
-  absl::StatusOr<bool> row = next.Step();
-  if (!row.ok()) return row.status();
-  if (!*row) {
+  Statement& next_sweep = statements_->next_sweep;
+  next_sweep.Reset();
+  absl::StatusOr<bool> found = next_sweep.Step();
+  if (!found.ok()) return found.status();
+  if (!*found) {
     SWEEP_RETURN_IF_ERROR(transaction.Commit());
     return std::nullopt;
   }
+  const int64_t sweep_id = next_sweep.ColumnInt(0);
+  next_sweep.Reset();
+  Statement& next = statements_->next_pending;
+  next.Reset().Bind(1, sweep_id);
+  absl::StatusOr<bool> row = next.Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
   LeaseGrant grant;
   grant.trial_id = next.ColumnInt(0);
   grant.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
@@ -647,10 +692,15 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   lease_state.Reset().Bind(1, lease.trial_id());
   SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
   int64_t acked_seq = lease_state.ColumnInt(2);
-  lease_state.Reset();
-
   LeaseRenewal renewal;
   renewal.sweep_id = sweep_id;
+  renewal.params_json = lease_state.ColumnText(4);
+  if (!lease_state.ColumnIsNull(5)) {
+    renewal.stop = v1::STOP_REASON_EARLY_STOPPED;
+    renewal.stop_message = lease_state.ColumnText(5);
+  }
+  lease_state.Reset();
+
   if (state == v1::TRIAL_STATE_CANCELLED) {
     renewal.stop = v1::STOP_REASON_CANCELLED;
     renewal.stop_message = "trial " + std::to_string(lease.trial_id()) + " was cancelled";
@@ -683,6 +733,11 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   }
   renewal.acked_seq = acked_seq;
   renewal.lease_expires_ms = now + lease_ms;
+  if (renewal.stop == v1::STOP_REASON_UNSPECIFIED) {
+    // Deciding in the transaction that stores the rows keeps decisions reproducible: a
+    // restart never sees the rows without the decision they led to.
+    SWEEP_RETURN_IF_ERROR(ApplyStoppingRule(lease, renewal));
+  }
   int64_t epoch = 0;
   for (const v1::MetricRow& row : rows) epoch = std::max<int64_t>(epoch, row.epoch());
   Statement& renew = statements_->renew_lease;
@@ -746,6 +801,7 @@ absl::StatusOr<FinishResult> Store::FinishTrial(const FinishReport& report, int6
   lease_state.Reset().Bind(1, report.lease.trial_id());
   SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
   const int64_t acked_seq = lease_state.ColumnInt(2);
+  const std::string stop_reason = lease_state.ColumnText(5);
   lease_state.Reset();
   if (report.last_seq > acked_seq) {
     return absl::FailedPreconditionError(
@@ -767,8 +823,9 @@ absl::StatusOr<FinishResult> Store::FinishTrial(const FinishReport& report, int6
   } else {
     finish.BindNull(3);
   }
+  const bool early_stop = target == v1::TRIAL_STATE_STOPPED && !stop_reason.empty();
   finish.Bind(4, MetricsToJson(report.final_metrics))
-      .Bind(5, report.failure_reason)
+      .Bind(5, early_stop ? stop_reason : report.failure_reason)
       .Bind(6, report.checkpoint_path)
       .Bind(7, report.lease.trial_id());
   SWEEP_RETURN_IF_ERROR(finish.Run());
@@ -892,6 +949,67 @@ absl::StatusOr<std::vector<int64_t>> Store::RunningTrialIds(int64_t sweep_id) {
 absl::Status Store::ExecuteForTesting(const std::string& sql) {
   std::lock_guard lock(mutex_);
   return Execute(db_, sql);
+}
+
+absl::Status Store::ApplyStoppingRule(const v1::Lease& lease, LeaseRenewal& renewal) {
+  int32_t epoch = 0;
+  for (const v1::MetricRow& row : renewal.inserted) {
+    if (row.name() == "val_accuracy") epoch = std::max(epoch, row.epoch());
+  }
+  if (epoch == 0) return absl::OkStatus();
+  Statement& select_rule = statements_->select_stopping_rule;
+  select_rule.Reset().Bind(1, renewal.sweep_id);
+  absl::StatusOr<bool> found = select_rule.Step();
+  if (!found.ok()) return found.status();
+  v1::StoppingRule rule;
+  const bool parsed = *found && rule.ParseFromString(select_rule.ColumnText(0));
+  select_rule.Reset();
+  if (!parsed || rule.rule_case() == v1::StoppingRule::RULE_NOT_SET) return absl::OkStatus();
+
+  // A trial that just finished its last epoch completes; stopping it would save nothing.
+  absl::StatusOr<Assignment> assignment = AssignmentFromJson(renewal.params_json);
+  if (!assignment.ok()) return assignment.status();
+  absl::StatusOr<Hyperparameters> hyperparameters = HyperparametersFromAssignment(*assignment);
+  if (!hyperparameters.ok()) return hyperparameters.status();
+  if (epoch >= hyperparameters->num_epochs) return absl::OkStatus();
+
+  absl::StatusOr<ValidationHistory> history = ReadValidationHistoryLocked(renewal.sweep_id, epoch);
+  if (!history.ok()) return history.status();
+  const StopDecision decision = DecideStop(rule, lease.trial_id(), epoch, *history);
+  if (!decision.stop) return absl::OkStatus();
+  Statement& request = statements_->request_stop;
+  request.Reset()
+      .Bind(1, decision.reason)
+      .Bind(2, lease.trial_id())
+      .Bind(3, int64_t{lease.attempt()});
+  SWEEP_RETURN_IF_ERROR(request.Run());
+  spdlog::info("sweep={} trial={} attempt={} stopped early: {}", renewal.sweep_id,
+               lease.trial_id(), lease.attempt(), decision.reason);
+  renewal.stop = v1::STOP_REASON_EARLY_STOPPED;
+  renewal.stop_message = decision.reason;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ValidationHistory> Store::ReadValidationHistory(int64_t sweep_id,
+                                                               int32_t max_epoch) {
+  std::lock_guard lock(mutex_);
+  return ReadValidationHistoryLocked(sweep_id, max_epoch);
+}
+
+absl::StatusOr<ValidationHistory> Store::ReadValidationHistoryLocked(int64_t sweep_id,
+                                                                     int32_t max_epoch) {
+  ValidationHistory history;
+  Statement& select = statements_->validation_history;
+  select.Reset().Bind(1, sweep_id).Bind(2, int64_t{max_epoch});
+  while (true) {
+    absl::StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    history[select.ColumnInt(0)][static_cast<int32_t>(select.ColumnInt(1))] =
+        select.ColumnIsNull(2) ? std::numeric_limits<double>::quiet_NaN()
+                               : select.ColumnDouble(2);
+  }
+  return history;
 }
 
 }  // namespace sweep::server

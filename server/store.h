@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "common/value.h"
 #include "server/sqlite.h"
+#include "server/stopping.h"
 #include "sweep/v1/sweep.pb.h"
 
 namespace sweep::server {
@@ -30,6 +31,9 @@ struct NewSweep {
   std::string combination_count;
   int64_t parent_sweep_id = 0;
   int32_t max_attempts = 3;
+  // Serialized v1::StoppingRule; empty for none.
+  std::string stopping_rule;
+  int32_t max_concurrent_trials = 0;
 };
 
 // A trial handed to a worker.
@@ -45,11 +49,13 @@ struct LeaseGrant {
 // Result of a heartbeat or metric batch on a current lease.
 struct LeaseRenewal {
   int64_t sweep_id = 0;
+  std::string params_json;
   // Rows of the batch stored by this call; resent rows stored before are left out.
   std::vector<v1::MetricRow> inserted;
   int64_t acked_seq = 0;
   int64_t lease_expires_ms = 0;
-  // Set when the trial was cancelled; the rows of the batch were not stored.
+  // CANCELLED when the trial was cancelled (the rows of the batch were then not stored);
+  // EARLY_STOPPED when a stopping rule stopped it.
   v1::StopReason stop = v1::STOP_REASON_UNSPECIFIED;
   std::string stop_message;
 };
@@ -106,13 +112,16 @@ class Store {
                                          int64_t now);
   absl::StatusOr<std::vector<v1::Worker>> ListWorkers();
 
-  // Leases the oldest pending trial to `worker_id`: raises its attempt, marks it RUNNING
+  // Leases a pending trial to `worker_id`, from the sweep with the fewest running trials
+  // that is below its concurrency limit (older sweeps first on ties), lowest ordinal first: raises its attempt, marks it RUNNING
   // and sets its lease to expire at now + lease_ms. Returns nullopt when none is pending.
   absl::StatusOr<std::optional<LeaseGrant>> AcquireTrial(int64_t worker_id, int64_t now,
                                                          int64_t lease_ms);
 
   // Stores metric rows of a current lease (rows already stored are skipped) and renews
-  // the lease. Fails with NOT_FOUND for an unknown trial and ABORTED when the attempt is
+  // the lease. When the rows bring a new val_accuracy epoch and the sweep has a stopping
+  // rule, decides in the same transaction whether the trial stops; a stopped trial's
+  // reports keep carrying the stop until it ends as STOPPED. Fails with NOT_FOUND for an unknown trial and ABORTED when the attempt is
   // no longer current.
   absl::StatusOr<LeaseRenewal> RecordProgress(const v1::Lease& lease, int64_t worker_id,
                                               const std::vector<v1::MetricRow>& rows,
@@ -134,6 +143,10 @@ class Store {
   // Ids of RUNNING trials of a sweep.
   absl::StatusOr<std::vector<int64_t>> RunningTrialIds(int64_t sweep_id);
 
+  // Validation accuracy rows up to `max_epoch` of the current attempt of every trial of
+  // the sweep.
+  absl::StatusOr<ValidationHistory> ReadValidationHistory(int64_t sweep_id, int32_t max_epoch);
+
   // Runs SQL on the store's connection; tests use it to inject faults such as a size cap
   // (PRAGMA max_page_count).
   absl::Status ExecuteForTesting(const std::string& sql);
@@ -146,6 +159,9 @@ class Store {
   absl::Status FillLatestMetrics(v1::Trial& trial);
   // Checks that the lease's attempt is the trial's current one; sets the trial's state and
   // sweep.
+  absl::Status ApplyStoppingRule(const v1::Lease& lease, LeaseRenewal& renewal);
+  absl::StatusOr<ValidationHistory> ReadValidationHistoryLocked(int64_t sweep_id,
+                                                                int32_t max_epoch);
   absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state,
                                  int64_t* sweep_id);
 

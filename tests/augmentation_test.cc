@@ -24,7 +24,7 @@ torch::Tensor FullWindowNoise(float flip) {
   return noise;
 }
 
-TEST(AugmentationTest, NoiseHasOneRowPerImageInUnitInterval) {
+TEST(AugmentationTest, NoiseShapeAndRange) {
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(3);
 
   const torch::Tensor noise = DrawAugmentationNoise(100, generator);

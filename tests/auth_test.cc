@@ -56,7 +56,8 @@ std::string RandomToken(const std::string& prefix) {
 std::optional<std::filesystem::path> FindProgram(const std::string& name) {
   const char* path = std::getenv("PATH");
   if (path == nullptr) return std::nullopt;
-  for (std::string_view directory : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+  const std::vector<std::string> directories = absl::StrSplit(path, ':', absl::SkipEmpty());
+  for (const std::string& directory : directories) {
     std::filesystem::path candidate = std::filesystem::path(directory) / name;
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }

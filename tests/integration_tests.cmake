@@ -16,3 +16,8 @@ sweep_add_test(service_endpoints_test
   LIBRARIES sweep_test_support
   LABELS integration)
 add_dependencies(service_endpoints_test sweep-coordinator sweep-health-probe)
+sweep_add_test(early_stopping_test
+  SOURCES early_stopping_test.cc
+  LIBRARIES sweep_test_support
+  LABELS integration)
+add_dependencies(early_stopping_test sweep-coordinator sweep-worker)

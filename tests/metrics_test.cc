@@ -1,7 +1,11 @@
 #include "server/metrics.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -139,8 +143,8 @@ TEST(MetricsRegistryTest, GaugeValuesFormat) {
     const double value = c.value;
     registry.AddGaugeCallback("value", "A value.", [value] { return value; });
 
-    EXPECT_EQ(RenderOrDie(registry), std::string("# HELP value A value.\n# TYPE value gauge\nvalue ") +
-                                         c.expected + "\n");
+    EXPECT_EQ(RenderOrDie(registry),
+              std::string("# HELP value A value.\n# TYPE value gauge\nvalue ") + c.expected + "\n");
   }
 }
 
@@ -230,15 +234,12 @@ TEST(ScopedLatencyTimerTest, ObservesOnceOnDestruction) {
   EXPECT_GE(snapshot.sum, 0.0);
 }
 
-TEST(ScopedLatencyTimerTest, NullHistogramObservesNothing) {
-  ScopedLatencyTimer timer(nullptr);
-}
+TEST(ScopedLatencyTimerTest, NullHistogramObservesNothing) { ScopedLatencyTimer timer(nullptr); }
 
 TEST(MetricsRegistryTest, CallbackRendersLabelledSamples) {
   MetricsRegistry registry;
   registry.AddCallback("queue_depth", "Items queued.", MetricType::kGauge, {"queue"}, [] {
-    return absl::StatusOr<std::vector<Sample>>(
-        std::vector<Sample>{{{"fast"}, 3}, {{"slow"}, 0.5}});
+    return absl::StatusOr<std::vector<Sample>>(std::vector<Sample>{{{"fast"}, 3}, {{"slow"}, 0.5}});
   });
 
   EXPECT_EQ(RenderOrDie(registry),
@@ -327,8 +328,7 @@ TEST(ProcessMetricsTest, ReportsPlausibleValues) {
   const double now = static_cast<double>(std::time(nullptr));
   EXPECT_GE(value_of("process_cpu_seconds_total"), 0.0);
   EXPECT_GT(value_of("process_resident_memory_bytes"), 1e5);
-  EXPECT_GE(value_of("process_virtual_memory_bytes"),
-            value_of("process_resident_memory_bytes"));
+  EXPECT_GE(value_of("process_virtual_memory_bytes"), value_of("process_resident_memory_bytes"));
   EXPECT_GT(value_of("process_start_time_seconds"), now - 3600);
   EXPECT_LE(value_of("process_start_time_seconds"), now + 1);
   EXPECT_GE(value_of("process_open_fds"), 3.0);
@@ -359,9 +359,8 @@ TEST(StoreGaugesTest, FillsMissingStatesWithZero) {
   AddStoreGauges(
       registry,
       [] {
-        return absl::StatusOr<std::map<v1::TrialState, int64_t>>(
-            std::map<v1::TrialState, int64_t>{{v1::TRIAL_STATE_RUNNING, 2},
-                                              {v1::TRIAL_STATE_PENDING, 5}});
+        return absl::StatusOr<std::map<v1::TrialState, int64_t>>(std::map<v1::TrialState, int64_t>{
+            {v1::TRIAL_STATE_RUNNING, 2}, {v1::TRIAL_STATE_PENDING, 5}});
       },
       [] { return absl::StatusOr<int64_t>(3); });
 
@@ -393,7 +392,7 @@ TEST(StoreGaugesTest, StoreErrorFailsRender) {
   EXPECT_EQ(text.status().message(), "metric sweep_trials: database is locked");
 }
 
-// Answers GetSweep with NOT_FOUND and ListSweeps with OK.
+// Returns NOT_FOUND from GetSweep and OK from ListSweeps.
 class FakeSweepService final : public v1::SweepService::Service {
   grpc::Status GetSweep(grpc::ServerContext*, const v1::GetSweepRequest* request,
                         v1::Sweep*) override {
@@ -421,15 +420,14 @@ TEST(RpcErrorInterceptorTest, CountsOnlyFailedCalls) {
   ASSERT_NE(server, nullptr);
   ASSERT_NE(port, 0);
 
-  auto stub = v1::SweepService::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  auto stub = v1::SweepService::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
   for (int i = 0; i < 2; ++i) {
     grpc::ClientContext context;
     v1::GetSweepRequest request;
     request.set_sweep_id(7);
     v1::Sweep sweep;
-    EXPECT_EQ(stub->GetSweep(&context, request, &sweep).error_code(),
-              grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(stub->GetSweep(&context, request, &sweep).error_code(), grpc::StatusCode::NOT_FOUND);
   }
   {
     grpc::ClientContext context;
@@ -452,10 +450,8 @@ TEST(ParseListenAddressTest, AcceptsHostPortForms) {
     int port;
   };
   const Case cases[] = {
-      {"127.0.0.1:9464", "127.0.0.1", 9464},
-      {":9464", "127.0.0.1", 9464},
-      {"0.0.0.0:0", "0.0.0.0", 0},
-      {"localhost:65535", "localhost", 65535},
+      {"127.0.0.1:9464", "127.0.0.1", 9464}, {":9464", "127.0.0.1", 9464},
+      {"0.0.0.0:0", "0.0.0.0", 0},           {"localhost:65535", "localhost", 65535},
       {"[::1]:9464", "::1", 9464},
   };
   for (const Case& c : cases) {
@@ -468,9 +464,8 @@ TEST(ParseListenAddressTest, AcceptsHostPortForms) {
 }
 
 TEST(ParseListenAddressTest, RejectsMalformedAddresses) {
-  for (const char* address :
-       {"", "9464", "host:", "host:abc", "host:9464x", "host:-1", "host:65536", "[::1]9464",
-        "[::1:9464", "[::1]:"}) {
+  for (const char* address : {"", "9464", "host:", "host:abc", "host:9464x", "host:-1",
+                              "host:65536", "[::1]9464", "[::1:9464", "[::1]:"}) {
     SCOPED_TRACE(address);
     absl::StatusOr<ListenAddress> parsed = ParseListenAddress(address);
     ASSERT_FALSE(parsed.ok());
@@ -589,6 +584,36 @@ TEST_F(MetricsHttpServerTest, StopClosesPort) {
   httplib::Client fresh("127.0.0.1", port);
   fresh.set_connection_timeout(std::chrono::seconds(2));
   EXPECT_FALSE(fresh.Get("/metrics"));
+}
+
+TEST_F(MetricsHttpServerTest, StopSkipsIdleKeepAliveConnection) {
+  std::unique_ptr<httplib::Client> client = StartAndConnect();
+  client->set_keep_alive(true);
+  ASSERT_TRUE(client->Get("/metrics"));
+
+  const auto start = std::chrono::steady_clock::now();
+  server_.Stop();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+}
+
+TEST_F(MetricsHttpServerTest, StopBoundsSilentConnectionWait) {
+  StartAndConnect();
+  const int socket_fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(socket_fd, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server_.port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(socket_fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+
+  const auto start = std::chrono::steady_clock::now();
+  server_.Stop();
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  close(socket_fd);
+
+  EXPECT_LT(elapsed, std::chrono::seconds(3));
 }
 
 TEST_F(MetricsHttpServerTest, RestartsAfterStop) {

@@ -29,7 +29,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Key;
 
-// Small enough to train in about a second on two CPU cores.
+// Small enough to train 3,000 images in about a second on one CPU core.
 Hyperparameters SmallHyperparameters() {
   Hyperparameters hyperparameters;
   hyperparameters.conv1_depth = 8;
