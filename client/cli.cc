@@ -160,6 +160,38 @@ void AddSubmit(CLI::App& app, ParsedOptions& parsed, Action& action) {
   command->add_option("--logdir", submit.logdir,
                       "Accepted for the old script's sake and ignored: the coordinator's "
                       "--logdir sets where TensorBoard output goes");
+  command
+      ->add_option("--stop", submit.stop_rule,
+                   "Early stopping rule: median (median stopping rule) or asha (asynchronous "
+                   "successive halving); default: none, every trial runs all its epochs")
+      ->check(CLI::IsMember({"median", "asha"}));
+  command
+      ->add_option("--grace-epochs", submit.grace_epochs,
+                   "With --stop median: epochs every trial runs before it can be stopped; 0 "
+                   "takes the default, 1")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--min-trials", submit.min_trials,
+                   "With --stop median: other trials that must have reached an epoch before "
+                   "a trial is compared at it (default 3)")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--min-epochs", submit.min_epochs,
+                   "With --stop asha: epoch of the first rung (default 1)")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--reduction-factor", submit.reduction_factor,
+                   "With --stop asha: rungs are this factor apart, and the top 1/factor of "
+                   "the trials at a rung go on (default 3)")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--max-epochs", submit.max_epochs,
+                   "With --stop asha: no rung at or past this epoch (default 0: no bound)")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--max-concurrent", submit.max_concurrent,
+                   "Most trials of this sweep running at once (default 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
   command->callback([&parsed, &action, seed] {
     parsed.submit.seed = SeedIfGiven(seed, parsed.seed);
     action = [&parsed](CommandContext& context) {

@@ -213,6 +213,17 @@ absl::Status RunSubmit(CommandContext& context, const SubmitOptions& options) {
   request.set_grid_size(options.grid_size);
   request.set_seed(seed);
   request.set_name(options.name);
+  request.set_max_concurrent_trials(options.max_concurrent);
+  if (options.stop_rule == "median") {
+    v1::MedianStoppingRule& median = *request.mutable_stopping_rule()->mutable_median();
+    median.set_grace_epochs(options.grace_epochs);
+    median.set_min_trials(options.min_trials);
+  } else if (options.stop_rule == "asha") {
+    v1::AshaRule& asha = *request.mutable_stopping_rule()->mutable_asha();
+    asha.set_min_epochs(options.min_epochs);
+    asha.set_reduction_factor(options.reduction_factor);
+    asha.set_max_epochs(options.max_epochs);
+  }
   return SubmitGrid(context, std::move(request));
 }
 

@@ -61,6 +61,16 @@ struct SubmitOptions {
   bool dry_run = false;
   // Accepted for the old script's sake; the coordinator's --logdir is what takes effect.
   std::string logdir;
+  // Early stopping: "" (none), "median" or "asha"; zero values take the coordinator's
+  // defaults.
+  std::string stop_rule;
+  int32_t grace_epochs = 0;
+  int32_t min_trials = 0;
+  int32_t min_epochs = 0;
+  int32_t reduction_factor = 0;
+  int32_t max_epochs = 0;
+  // Most trials of the sweep running at once; 0 means no limit.
+  int32_t max_concurrent = 0;
 };
 
 struct TrialsOptions {

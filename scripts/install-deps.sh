@@ -11,7 +11,7 @@ packages=(
   googletest libgtest-dev libgmock-dev
   nlohmann-json3-dev libcli11-dev
   dataset-fashion-mnist
-  clang-14 libclang-rt-14-dev python3-yaml
+  clang-14 libclang-rt-14-dev python3-yaml openssl libcpp-httplib-dev
   python3-torch python3-optuna python3-grpcio
 )
 

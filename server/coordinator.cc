@@ -15,8 +15,9 @@ int64_t NowUnixMs() {
       .count();
 }
 
-Coordinator::Coordinator(Store& store, CoordinatorOptions options, TensorBoardWriter* tensorboard)
-    : store_(store), tensorboard_(tensorboard), options_(options) {}
+Coordinator::Coordinator(Store& store, CoordinatorOptions options, TensorBoardWriter* tensorboard,
+                         CoordinatorMetrics* metrics)
+    : store_(store), tensorboard_(tensorboard), metrics_(metrics), options_(options) {}
 
 void Coordinator::WarnOnTensorBoardError(const absl::Status& status) {
   if (!status.ok()) spdlog::warn("writing TensorBoard event files failed: {}", status.message());
@@ -199,8 +200,11 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
                             wait_ms, 0, options_.max_acquire_wait_ms));
   uint64_t seen = change_count();
   while (true) {
-    absl::StatusOr<std::optional<LeaseGrant>> grant =
-        store_.AcquireTrial(worker_id, NowUnixMs(), options_.lease_ms);
+    absl::StatusOr<std::optional<LeaseGrant>> grant;
+    {
+      ScopedLatencyTimer timer(metrics_ != nullptr ? &metrics_->acquire_latency : nullptr);
+      grant = store_.AcquireTrial(worker_id, NowUnixMs(), options_.lease_ms);
+    }
     if (!grant.ok()) return grant.status();
     v1::AcquireTrialResponse response;
     if (grant->has_value()) {
@@ -231,10 +235,12 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
 }
 
 absl::StatusOr<LeaseRenewal> Coordinator::RecordProgress(const v1::TrialUpdate& update) {
+  ScopedLatencyTimer timer(metrics_ != nullptr ? &metrics_->report_latency : nullptr);
   std::vector<v1::MetricRow> rows(update.rows().begin(), update.rows().end());
   absl::StatusOr<LeaseRenewal> renewal = store_.RecordProgress(
       update.lease(), update.worker_id(), rows, NowUnixMs(), options_.lease_ms);
   if (renewal.ok() && !renewal->inserted.empty()) {
+    if (metrics_ != nullptr) metrics_->metric_rows_written.Increment(renewal->inserted.size());
     if (tensorboard_ != nullptr) {
       WarnOnTensorBoardError(tensorboard_->WriteMetrics(renewal->sweep_id,
                                                         update.lease().trial_id(),

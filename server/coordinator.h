@@ -11,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "server/metrics.h"
 #include "server/store.h"
 #include "server/tensorboard.h"
 #include "sweep/v1/sweep.pb.h"
@@ -42,7 +43,9 @@ class Coordinator {
  public:
   // `tensorboard` may be null; when set, every sweep, trial and metric row is also written
   // as TensorBoard event files.
-  Coordinator(Store& store, CoordinatorOptions options, TensorBoardWriter* tensorboard = nullptr);
+  // `metrics` may be null; when set, latencies and stored rows are counted there.
+  Coordinator(Store& store, CoordinatorOptions options, TensorBoardWriter* tensorboard = nullptr,
+              CoordinatorMetrics* metrics = nullptr);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -91,6 +94,7 @@ class Coordinator {
 
   Store& store_;
   TensorBoardWriter* const tensorboard_;
+  CoordinatorMetrics* const metrics_;
   const CoordinatorOptions options_;
 
   std::mutex mutex_;

@@ -15,6 +15,8 @@
 #include "common/logging.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
+#include "server/metrics.h"
+#include "server/metrics_http.h"
 #include "server/service.h"
 #include "server/store.h"
 #include "spdlog/spdlog.h"
@@ -36,6 +38,7 @@ struct Flags {
   std::string tls_cert;
   std::string tls_key;
   std::string logdir;
+  std::string metrics_listen;
 };
 
 // Reads a whole file, dropping one trailing newline (token files often end with one).
@@ -122,7 +125,28 @@ int Run(const Flags& flags) {
     tensorboard = *std::move(writer);
     spdlog::info("writing TensorBoard event files to {}", flags.logdir);
   }
-  sweep::server::Coordinator coordinator(**store, options, tensorboard.get());
+  sweep::server::MetricsRegistry registry;
+  sweep::server::CoordinatorMetrics metrics(registry);
+  sweep::server::AddProcessMetrics(registry);
+  sweep::server::AddStoreGauges(
+      registry, [&store] { return (*store)->CountTrialsByState(); },
+      [&store, &options] {
+        return (*store)->CountActiveWorkers(sweep::server::NowUnixMs() - options.lease_ms);
+      });
+  sweep::server::MetricsHttpServer metrics_server(registry);
+  if (!flags.metrics_listen.empty()) {
+    absl::StatusOr<sweep::server::ListenAddress> address =
+        sweep::server::ParseListenAddress(flags.metrics_listen);
+    absl::Status started = address.ok() ? metrics_server.Start(*address) : address.status();
+    if (!started.ok()) {
+      spdlog::critical("cannot serve metrics on --metrics-listen {}: {}", flags.metrics_listen,
+                       started.message());
+      return 1;
+    }
+    spdlog::info("serving Prometheus metrics on http://{}:{}/metrics", address->host,
+                 metrics_server.port());
+  }
+  sweep::server::Coordinator coordinator(**store, options, tensorboard.get(), &metrics);
   sweep::server::SweepServiceImpl sweep_service(coordinator, authenticator);
   sweep::server::WorkerServiceImpl worker_service(coordinator, authenticator);
 
@@ -133,6 +157,9 @@ int Run(const Flags& flags) {
   builder.AddListeningPort(flags.listen, *credentials, &port);
   builder.RegisterService(&sweep_service);
   builder.RegisterService(&worker_service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(sweep::server::MakeRpcErrorInterceptorFactory(metrics.rpc_errors));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   // Workers ping idle connections every 30 s; allow that without a GOAWAY.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 20'000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
@@ -172,6 +199,7 @@ int Run(const Flags& flags) {
   coordinator.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
+  metrics_server.Stop();
   spdlog::info("stopped");
   return 0;
 }
@@ -220,6 +248,8 @@ int main(int argc, char** argv) {
                  "check when both are empty");
   app.add_option("--tls-cert", flags.tls_cert, "PEM server certificate; enables TLS with --tls-key");
   app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "host:port for a Prometheus endpoint at /metrics; empty serves none");
   app.add_option("--logdir", flags.logdir,
                  "directory for TensorBoard event files, one folder per sweep and trial; "
                  "empty writes none");

@@ -1012,4 +1012,26 @@ absl::StatusOr<ValidationHistory> Store::ReadValidationHistoryLocked(int64_t swe
   return history;
 }
 
+absl::StatusOr<std::map<v1::TrialState, int64_t>> Store::CountTrialsByState() {
+  std::lock_guard lock(mutex_);
+  Statement select(db_, "SELECT state, COUNT(*) FROM trials GROUP BY state");
+  std::map<v1::TrialState, int64_t> counts;
+  while (true) {
+    absl::StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    counts[static_cast<v1::TrialState>(select.ColumnInt(0))] = select.ColumnInt(1);
+  }
+  return counts;
+}
+
+absl::StatusOr<int64_t> Store::CountActiveWorkers(int64_t since_ms) {
+  std::lock_guard lock(mutex_);
+  Statement select(db_, "SELECT COUNT(*) FROM workers WHERE last_seen_ms >= ?");
+  select.Bind(1, since_ms);
+  absl::StatusOr<bool> row = select.Step();
+  if (!row.ok()) return row.status();
+  return select.ColumnInt(0);
+}
+
 }  // namespace sweep::server

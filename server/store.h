@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -146,6 +147,11 @@ class Store {
   // Validation accuracy rows up to `max_epoch` of the current attempt of every trial of
   // the sweep.
   absl::StatusOr<ValidationHistory> ReadValidationHistory(int64_t sweep_id, int32_t max_epoch);
+
+  // Number of trials in each state, over every sweep.
+  absl::StatusOr<std::map<v1::TrialState, int64_t>> CountTrialsByState();
+  // Number of workers seen at or after `since_ms`.
+  absl::StatusOr<int64_t> CountActiveWorkers(int64_t since_ms);
 
   // Runs SQL on the store's connection; tests use it to inject faults such as a size cap
   // (PRAGMA max_page_count).

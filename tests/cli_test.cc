@@ -546,12 +546,12 @@ TEST(RenderWatchBlockTest, CutsLinesToTerminalWidth) {
   }
 }
 
-TEST(RenderWatchLineTest, OneLineWithBest) {
+TEST(RenderWatchLineTest, OneLineWithBestAndRunningTrials) {
   v1::WatchSweepEvent event = EventWithTwoRunningTrials();
   event.clear_best();
   EXPECT_EQ(RenderWatchLine(event),
             "sweep 3 running: pending 0, running 2, completed 0, failed 0, cancelled 0, "
-            "stopped 0; best: none yet");
+            "stopped 0; best: none yet; trial 10 at epoch 1/5; trial 11 at epoch 1/5");
 }
 
 TEST(WatchEventToJsonTest, BestIsNullWhenMissing) {
