@@ -1,12 +1,14 @@
 // load_gen: coordinator throughput under simulated workers that train nothing.
 //
 // Submits one sweep of --trials trials, then runs --workers threads, each with its own
-// gRPC channel and TCP connection, that do what a real worker does per trial with no
-// training time in between: AcquireTrial, a StreamTrial stream carrying --epochs updates
-// of --metrics-per-epoch rows each and one heartbeat, waiting for the acknowledgement of
-// every row, then FinishTrial COMPLETED. Prints trials/s, metric rows/s, latency
-// percentiles and the coordinator's CPU time and memory. Exits 1 unless every trial of
-// the sweep completed.
+// gRPC channel and TCP connection. Each thread makes the calls a real worker makes per
+// trial, with no training time in between (or --epoch-ms per epoch):
+// 1. AcquireTrial;
+// 2. StreamTrial with --epochs updates of --metrics-per-epoch rows each and one heartbeat,
+//    then a wait for the acknowledgement of every row;
+// 3. FinishTrial COMPLETED.
+// Prints trials/s, metric rows/s, latency percentiles and the coordinator's CPU time and
+// memory. Exits 1 unless every trial of the sweep completed.
 //
 // The coordinator is either one this program starts (--coordinator-binary, with a fresh
 // SQLite file unless --db is given) or a running one (--coordinator, with
@@ -53,13 +55,13 @@ struct Options {
 
 // Metric names of one epoch: the four the trainer reports, then plausible extras.
 std::vector<std::string> MetricNames(int count) {
-  const std::vector<std::string> known = {
-      "train_loss",    "train_accuracy", "val_loss",          "val_accuracy",
-      "learning_rate", "epoch_seconds",  "images_per_second", "gradient_norm"};
+  const std::vector<std::string> known = {"train_loss",        "train_accuracy", "val_loss",
+                                          "val_accuracy",      "learning_rate",  "epoch_seconds",
+                                          "images_per_second", "gradient_norm"};
   std::vector<std::string> names;
   for (int i = 0; i < count; ++i) {
     names.push_back(i < static_cast<int>(known.size()) ? known[i]
-                                                        : "metric_" + std::to_string(i + 1));
+                                                       : "metric_" + std::to_string(i + 1));
   }
   return names;
 }
@@ -207,8 +209,8 @@ void LoadRun::OnTrialFinished() {
   if (finished == sweep_trials_) CancelParkedAcquires();
 }
 
-// Returns false after a failed call; `response` has no lease when the long poll ended
-// empty.
+// Returns false after a failed call. On success, `response` has no lease when the long
+// poll ended empty.
 bool LoadRun::Acquire(int index, v1::WorkerService::Stub& stub, int64_t worker_id,
                       v1::AcquireTrialResponse& response) {
   grpc::ClientContext context;
@@ -218,7 +220,7 @@ bool LoadRun::Acquire(int index, v1::WorkerService::Stub& stub, int64_t worker_i
     std::lock_guard lock(mutex_);
     parked_[index] = &context;
   }
-  // A cancel that raced with the registration above would be lost; check again.
+  // A cancel that raced with the registration above would be lost, so check again.
   if (Done()) context.TryCancel();
   v1::AcquireTrialRequest request;
   request.set_worker_id(worker_id);
@@ -254,7 +256,7 @@ bool LoadRun::RunTrial(v1::WorkerService::Stub& stub, int64_t worker_id,
   std::uniform_real_distribution<double> unit(0.0, 1.0);
 
   // Writes every update before reading the acknowledgements, as the real worker's
-  // separate reader thread allows: the coordinator answers each update in order.
+  // separate reader thread allows. The coordinator replies to each update in order.
   const auto stream_begin = Clock::now();
   grpc::ClientContext stream_context;
   stream_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -276,8 +278,8 @@ bool LoadRun::RunTrial(v1::WorkerService::Stub& stub, int64_t worker_id,
     if (!stream->Write(update)) break;
     if (options_.epoch_ms > 0) {
       // Epoch times vary by +-50% so workers that started together drift apart.
-      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(
-          options_.epoch_ms * (0.5 + unit(random))));
+      std::this_thread::sleep_for(
+          std::chrono::duration<double, std::milli>(options_.epoch_ms * (0.5 + unit(random))));
     }
   }
   v1::TrialUpdate heartbeat;
@@ -299,8 +301,8 @@ bool LoadRun::RunTrial(v1::WorkerService::Stub& stub, int64_t worker_id,
   const grpc::Status stream_status = stream->Finish();
   if (!stream_status.ok() || acked_seq != seq || replies != options_.epochs + 1) {
     Fail(trial + ": stream ended with " + std::to_string(replies) + " replies, acked_seq " +
-         std::to_string(acked_seq) + " of " + std::to_string(seq) + " (" +
-         Describe(stream_status) + ")");
+         std::to_string(acked_seq) + " of " + std::to_string(seq) + " (" + Describe(stream_status) +
+         ")");
     return false;
   }
   record.stream_ms.push_back(
@@ -352,8 +354,7 @@ void LoadRun::RunWorker(int index) {
   registered_.count_down();
   go_.wait();
   if (!status.ok()) {
-    Fail("worker " + std::to_string(index) + ": RegisterWorker failed (" + Describe(status) +
-         ")");
+    Fail("worker " + std::to_string(index) + ": RegisterWorker failed (" + Describe(status) + ")");
     return;
   }
 
@@ -439,8 +440,7 @@ int LoadRun::Report(double elapsed_s, const std::optional<ProcessUsage>& usage_s
                     const std::optional<ProcessUsage>& usage_end, double client_cpu_s) {
   WorkerRecord all;
   for (WorkerRecord& record : records_) {
-    all.acquire_ms.insert(all.acquire_ms.end(), record.acquire_ms.begin(),
-                          record.acquire_ms.end());
+    all.acquire_ms.insert(all.acquire_ms.end(), record.acquire_ms.begin(), record.acquire_ms.end());
     all.stream_ms.insert(all.stream_ms.end(), record.stream_ms.begin(), record.stream_ms.end());
     all.finish_ms.insert(all.finish_ms.end(), record.finish_ms.begin(), record.finish_ms.end());
     all.empty_acquires += record.empty_acquires;
@@ -464,8 +464,8 @@ int LoadRun::Report(double elapsed_s, const std::optional<ProcessUsage>& usage_s
   if (usage_start && usage_end) {
     const double cpu_s = usage_end->cpu_seconds - usage_start->cpu_seconds;
     std::printf("coordinator: cpu_s=%.2f cpu_ms_per_trial=%.3f rss_mib=%.1f peak_rss_mib=%.1f\n",
-                cpu_s, 1000.0 * cpu_s / static_cast<double>(trials),
-                usage_end->rss_kib / 1024.0, usage_end->peak_rss_kib / 1024.0);
+                cpu_s, 1000.0 * cpu_s / static_cast<double>(trials), usage_end->rss_kib / 1024.0,
+                usage_end->peak_rss_kib / 1024.0);
     std::printf("coordinator_rss_mib: after_submit=%.1f", usage_start->rss_kib / 1024.0);
     for (const auto& [percent, rss_kib] : rss_samples_kib_) {
       std::printf(" at_%d%%=%.1f", percent, rss_kib / 1024.0);
@@ -531,6 +531,7 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-per-epoch", options.metrics_per_epoch, "metric rows per update")
       ->capture_default_str()
       ->check(CLI::Range(1, 10'000));
+
   app.add_option("--acquire-wait-ms", options.acquire_wait_ms,
                  "wait_ms of AcquireTrial long polls (the worker's default is 10 s)")
       ->capture_default_str()
@@ -542,6 +543,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 600'000));
   app.add_option("--seed", options.seed, "seed of the sweep and of the metric values")
       ->capture_default_str();
+
   auto* address = app.add_option("--coordinator", options.coordinator,
                                  "host:port of a running coordinator (loopback)");
   app.add_option("--coordinator-pid", options.coordinator_pid,
@@ -560,6 +562,7 @@ int main(int argc, char** argv) {
   app.add_flag("--keep", options.keep, "keep the temporary directory with the database and log")
       ->needs(binary);
   CLI11_PARSE(app, argc, argv);
+
   if (options.coordinator.empty() && options.coordinator_binary.empty()) {
     std::cerr << "load_gen: pass --coordinator ADDRESS or --coordinator-binary PATH\n";
     return 2;

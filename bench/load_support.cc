@@ -46,9 +46,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorProcess>> CoordinatorProcess::Start(
     const std::filesystem::path& log_file, const std::string& log_level) {
   const std::filesystem::path port_file = log_file.parent_path() / "coordinator.port";
   std::filesystem::remove(port_file);
-  std::vector<std::string> arguments = {binary,        "--listen",    "127.0.0.1:0",
-                                        "--db",        db.string(),   "--port-file",
-                                        port_file.string(), "--log-level", log_level};
+  std::vector<std::string> arguments = {
+      binary,        "--listen",         "127.0.0.1:0", "--db",   db.string(),
+      "--port-file", port_file.string(), "--log-level", log_level};
   std::vector<char*> argv;
   for (std::string& argument : arguments) argv.push_back(argument.data());
   argv.push_back(nullptr);
@@ -89,9 +89,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorProcess>> CoordinatorProcess::Start(
   }
   kill(pid, SIGKILL);
   WaitForExit(pid, std::chrono::seconds(5));
-  return absl::DeadlineExceededError("coordinator " + binary +
-                                     " did not write its port within 30 s; see " +
-                                     log_file.string());
+  return absl::DeadlineExceededError(
+      "coordinator " + binary + " did not write its port within 30 s; see " + log_file.string());
 }
 
 CoordinatorProcess::~CoordinatorProcess() { Stop(); }
@@ -109,8 +108,8 @@ int CoordinatorProcess::Stop() {
 absl::StatusOr<ProcessUsage> ReadProcessUsage(pid_t pid) {
   const std::filesystem::path proc = "/proc/" + std::to_string(pid);
   const std::string stat = ReadFile(proc / "stat");
-  // The command name in field 2 may contain spaces and parentheses; fields after the
-  // last ')' start at field 3 (state).
+  // The command name in field 2 may contain spaces and parentheses. The fields after
+  // the last ')' start at field 3 (state).
   const size_t name_end = stat.rfind(')');
   if (stat.empty() || name_end == std::string::npos) {
     return absl::NotFoundError("process " + std::to_string(pid) + " not found in /proc");

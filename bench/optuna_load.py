@@ -2,10 +2,12 @@
 """Optuna's trial throughput on the workload of bench/load_gen.cc.
 
 N worker processes share one Optuna study in a temporary SQLite file (Optuna's RDBStorage
-through SQLAlchemy). Each worker repeats, until the study has T trials: ask, suggest the
-eight hyperparameters of load_gen's grid from the same values, report EPOCHS x METRICS
-intermediate values (one `trial.report` per metric row, steps 0, 1, 2, ...), and tell
-the final value. Prints the trials per second over the whole run.
+through SQLAlchemy). Until the study has T trials, each worker repeats these steps:
+1. ask, and suggest the eight hyperparameters of load_gen's grid from the same values;
+2. report EPOCHS x METRICS intermediate values, one `trial.report` per metric row at
+   steps 0, 1, 2, ...;
+3. tell the final value.
+Prints the trials per second over the whole run.
 
 `trial.report` stores one float per step, so 40 metric rows become 40 reports: the
 closest equivalent of load_gen's 40 stored metric rows. Each report is its own storage
@@ -76,11 +78,11 @@ def run_worker(url, study_name, trials, rows_per_trial, epochs, ready, counter):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=16, help="worker processes")
-    parser.add_argument("--trials", type=int, default=200, help="trials to run in total")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per trial")
+    parser.add_argument("--workers", type=int, default=16, help="number of worker processes")
+    parser.add_argument("--trials", type=int, default=200, help="number of trials over all processes")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per trial; one report per metric per epoch")
     parser.add_argument(
-        "--metrics-per-epoch", type=int, default=8, help="reported values per epoch"
+        "--metrics-per-epoch", type=int, default=8, help="metrics reported per epoch"
     )
     args = parser.parse_args()
     if args.workers < 1 or args.trials < 1 or args.epochs < 1 or args.metrics_per_epoch < 1:
@@ -110,8 +112,9 @@ def main():
         for process in processes:
             process.join()
         elapsed = time.monotonic() - began
-        if any(process.exitcode != 0 for process in processes):
-            print("optuna_load: a worker process failed", file=sys.stderr)
+        exit_codes = [process.exitcode for process in processes]
+        if any(code != 0 for code in exit_codes):
+            print(f"optuna_load: worker processes failed, exit codes {exit_codes}", file=sys.stderr)
             return 1
 
         complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))

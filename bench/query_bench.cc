@@ -97,7 +97,8 @@ absl::Status CompleteTrials(const std::filesystem::path& db_path, int64_t sweep_
                             int rows_per_trial) {
   sqlite3* db = nullptr;
   if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
-    absl::Status error = server::SqliteError(db, sqlite3_errcode(db), "opening " + db_path.string());
+    absl::Status error =
+        server::SqliteError(db, sqlite3_errcode(db), "opening " + db_path.string());
     sqlite3_close(db);
     return error;
   }
@@ -117,9 +118,9 @@ absl::Status CompleteTrials(const std::filesystem::path& db_path, int64_t sweep_
       ids.push_back(select.ColumnInt(0));
     }
   }
-  const std::vector<std::string> names = {
-      "train_loss",    "train_accuracy", "val_loss",          "val_accuracy",
-      "learning_rate", "epoch_seconds",  "images_per_second", "gradient_norm"};
+  const std::vector<std::string> names = {"train_loss",        "train_accuracy", "val_loss",
+                                          "val_accuracy",      "learning_rate",  "epoch_seconds",
+                                          "images_per_second", "gradient_norm"};
   server::Statement update(db,
                            "UPDATE trials SET state = 3, attempt = 1, worker_id = ?, "
                            "started_ms = ?, finished_ms = ?, acked_seq = ?, val_accuracy = ?, "
@@ -164,14 +165,16 @@ absl::StatusOr<int64_t> ExistingSweep(const std::filesystem::path& db_path) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     sqlite3_close(db);
-    return absl::NotFoundError("cannot open " + db_path.string());
+    return absl::NotFoundError("failed to open " + db_path.string() +
+                               " read-only; run once without --reuse-db to fill it");
   }
   std::unique_ptr<sqlite3, decltype(&sqlite3_close)> closer(db, &sqlite3_close);
   server::Statement select(db, "SELECT MAX(id) FROM sweeps WHERE name = 'query_bench'");
   absl::StatusOr<bool> row = select.Step();
   if (!row.ok()) return row.status();
   if (!*row || select.ColumnIsNull(0)) {
-    return absl::NotFoundError(db_path.string() + " has no query_bench sweep");
+    return absl::NotFoundError(db_path.string() +
+                               " has no query_bench sweep; run once without --reuse-db to fill it");
   }
   return select.ColumnInt(0);
 }
@@ -285,12 +288,13 @@ int Main(const Options& options) {
   });
 
   absl::StatusOr<ProcessUsage> usage = ReadProcessUsage((*coordinator)->pid());
-  const bool ok = PrintTiming("list_trials_top20_ms", list) & PrintTiming("get_sweep_ms", get);
+  const bool list_ok = PrintTiming("list_trials_top20_ms", list);
+  const bool get_ok = PrintTiming("get_sweep_ms", get);
   if (usage.ok()) {
     std::printf("coordinator: cpu_s=%.2f peak_rss_mib=%.1f\n", usage->cpu_seconds,
                 usage->peak_rss_kib / 1024.0);
   }
-  return ok ? 0 : 1;
+  return list_ok && get_ok ? 0 : 1;
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ start_worker() {
     --simulated-step-ms 50 --simulated-steps-per-epoch "$steps" --acquire-wait-seconds 1 \
     --host "soak-$1" --log-level warn >>"$run_dir/worker-$1.log" 2>&1 &
   worker_pids[$1]=$!
+  disown "$!"
 }
 
 start_coordinator 127.0.0.1:0
