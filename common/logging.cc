@@ -16,11 +16,21 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
               spdlog::memory_buf_t& destination) override {
     for (const char c : message.payload) {
       switch (c) {
-        case '"': destination.append(std::string_view("\\\"")); break;
-        case '\\': destination.append(std::string_view("\\\\")); break;
-        case '\n': destination.append(std::string_view("\\n")); break;
-        case '\r': destination.append(std::string_view("\\r")); break;
-        case '\t': destination.append(std::string_view("\\t")); break;
+        case '"':
+          destination.append(std::string_view("\\\""));
+          break;
+        case '\\':
+          destination.append(std::string_view("\\\\"));
+          break;
+        case '\n':
+          destination.append(std::string_view("\\n"));
+          break;
+        case '\r':
+          destination.append(std::string_view("\\r"));
+          break;
+        case '\t':
+          destination.append(std::string_view("\\t"));
+          break;
         default:
           if (static_cast<unsigned char>(c) < 0x20) {
             fmt::format_to(std::back_inserter(destination), "\\u{:04x}", static_cast<int>(c));

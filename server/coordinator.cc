@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
+#include "common/logging.h"
 #include "common/params_proto.h"
 #include "common/search_space.h"
-#include "common/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep::server {
@@ -153,10 +153,10 @@ absl::StatusOr<v1::SubmitSweepResponse> Coordinator::SubmitSweep(
     for (const GridParameter& parameter : grid->parameters()) {
       grid_values.emplace_back(parameter.name, parameter.values);
     }
-    WarnOnTensorBoardError(tensorboard_->WriteSweep(
-        *sweep_id, grid_values,
-        {"best_val_accuracy", "test_accuracy", "test_loss", "val_accuracy", "val_loss",
-         "train_accuracy", "train_loss"}));
+    WarnOnTensorBoardError(
+        tensorboard_->WriteSweep(*sweep_id, grid_values,
+                                 {"best_val_accuracy", "test_accuracy", "test_loss", "val_accuracy",
+                                  "val_loss", "train_accuracy", "train_loss"}));
   }
   NotifyChange();
   absl::StatusOr<v1::Sweep> stored = store_.GetSweep(*sweep_id);
@@ -195,9 +195,9 @@ absl::StatusOr<v1::CancelResponse> Coordinator::Cancel(int64_t sweep_id, int64_t
 
 absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
     int64_t worker_id, int64_t wait_ms, const std::function<bool()>& abandoned) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(std::clamp<int64_t>(
-                            wait_ms, 0, options_.max_acquire_wait_ms));
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::milliseconds(std::clamp<int64_t>(wait_ms, 0, options_.max_acquire_wait_ms));
   uint64_t seen = change_count();
   while (true) {
     absl::StatusOr<std::optional<LeaseGrant>> grant;
@@ -217,8 +217,8 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
       absl::StatusOr<Assignment> assignment = AssignmentFromJson(lease.params_json);
       if (!assignment.ok()) return assignment.status();
       *response.mutable_params() = AssignmentToProto(*assignment);
-      spdlog::info("sweep={} trial={} attempt={} worker={} leased", lease.sweep_id,
-                   lease.trial_id, lease.attempt, worker_id);
+      spdlog::info("sweep={} trial={} attempt={} worker={} leased", lease.sweep_id, lease.trial_id,
+                   lease.attempt, worker_id);
       if (tensorboard_ != nullptr) {
         WarnOnTensorBoardError(
             tensorboard_->WriteTrialStart(lease.sweep_id, lease.trial_id, *assignment));
@@ -242,17 +242,15 @@ absl::StatusOr<LeaseRenewal> Coordinator::RecordProgress(const v1::TrialUpdate& 
   if (renewal.ok() && !renewal->inserted.empty()) {
     if (metrics_ != nullptr) metrics_->metric_rows_written.Increment(renewal->inserted.size());
     if (tensorboard_ != nullptr) {
-      WarnOnTensorBoardError(tensorboard_->WriteMetrics(renewal->sweep_id,
-                                                        update.lease().trial_id(),
-                                                        renewal->inserted));
+      WarnOnTensorBoardError(tensorboard_->WriteMetrics(
+          renewal->sweep_id, update.lease().trial_id(), renewal->inserted));
     }
     NotifyChange();
   }
   return renewal;
 }
 
-absl::StatusOr<v1::TrialState> Coordinator::FinishTrial(
-    const v1::FinishTrialRequest& request) {
+absl::StatusOr<v1::TrialState> Coordinator::FinishTrial(const v1::FinishTrialRequest& request) {
   FinishReport report;
   report.lease = request.lease();
   report.worker_id = request.worker_id();
@@ -271,9 +269,8 @@ absl::StatusOr<v1::TrialState> Coordinator::FinishTrial(
                  v1::TrialState_Name(result->state).substr(12),
                  request.failure_reason().empty() ? "" : ": " + request.failure_reason());
     if (tensorboard_ != nullptr && result->state != v1::TRIAL_STATE_PENDING) {
-      WarnOnTensorBoardError(tensorboard_->WriteTrialEnd(result->sweep_id,
-                                                         request.lease().trial_id(),
-                                                         result->state, report.final_metrics));
+      WarnOnTensorBoardError(tensorboard_->WriteTrialEnd(
+          result->sweep_id, request.lease().trial_id(), result->state, report.final_metrics));
     }
     NotifyChange();
   }

@@ -169,9 +169,8 @@ int Run(const Flags& flags) {
     spdlog::critical("cannot listen on {}; pass a free host:port with --listen", flags.listen);
     return 1;
   }
-  if (!IsLoopback(flags.listen) &&
-      !(authenticator.enabled(sweep::server::Role::kClient) &&
-        authenticator.enabled(sweep::server::Role::kWorker))) {
+  if (!IsLoopback(flags.listen) && !(authenticator.enabled(sweep::server::Role::kClient) &&
+                                     authenticator.enabled(sweep::server::Role::kWorker))) {
     spdlog::warn(
         "listening on {} beyond loopback without both a client and a worker token; anyone who "
         "reaches this port can submit sweeps or act as a worker",
@@ -246,7 +245,8 @@ int main(int argc, char** argv) {
   app.add_option("--worker-token-file", flags.worker_token_file,
                  "file with the token workers must send; default: $SWEEP_WORKER_TOKEN, and no "
                  "check when both are empty");
-  app.add_option("--tls-cert", flags.tls_cert, "PEM server certificate; enables TLS with --tls-key");
+  app.add_option("--tls-cert", flags.tls_cert,
+                 "PEM server certificate; enables TLS with --tls-key");
   app.add_option("--tls-key", flags.tls_key, "PEM private key of --tls-cert");
   app.add_option("--metrics-listen", flags.metrics_listen,
                  "host:port for a Prometheus endpoint at /metrics; empty serves none");

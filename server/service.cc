@@ -38,8 +38,8 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* request,
-                                        v1::Sweep* response) {
+grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* context,
+                                        const v1::GetSweepRequest* request, v1::Sweep* response) {
   if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
     return denied;
   }
@@ -49,7 +49,8 @@ grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* context, const v1::
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* context, const v1::ListSweepsRequest*,
+grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* context,
+                                          const v1::ListSweepsRequest*,
                                           v1::ListSweepsResponse* response) {
   if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
     return denied;
@@ -79,7 +80,8 @@ grpc::Status SweepServiceImpl::ListTrials(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::GetTrial(grpc::ServerContext* context, const v1::GetTrialRequest* request,
+grpc::Status SweepServiceImpl::GetTrial(grpc::ServerContext* context,
+                                        const v1::GetTrialRequest* request,
                                         v1::GetTrialResponse* response) {
   if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
     return denied;
@@ -90,7 +92,8 @@ grpc::Status SweepServiceImpl::GetTrial(grpc::ServerContext* context, const v1::
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::Cancel(grpc::ServerContext* context, const v1::CancelRequest* request,
+grpc::Status SweepServiceImpl::Cancel(grpc::ServerContext* context,
+                                      const v1::CancelRequest* request,
                                       v1::CancelResponse* response) {
   if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
     return denied;
@@ -102,7 +105,8 @@ grpc::Status SweepServiceImpl::Cancel(grpc::ServerContext* context, const v1::Ca
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest*,
+grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext* context,
+                                           const v1::ListWorkersRequest*,
                                            v1::ListWorkersResponse* response) {
   if (grpc::Status denied = authenticator_.Check(*context, Role::kClient); !denied.ok()) {
     return denied;
@@ -188,7 +192,8 @@ grpc::Status WorkerServiceImpl::AcquireTrial(grpc::ServerContext* context,
 }
 
 grpc::Status WorkerServiceImpl::StreamTrial(
-    grpc::ServerContext* context, grpc::ServerReaderWriter<v1::TrialCommand, v1::TrialUpdate>* stream) {
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::TrialCommand, v1::TrialUpdate>* stream) {
   if (grpc::Status denied = authenticator_.Check(*context, Role::kWorker); !denied.ok()) {
     return denied;
   }
@@ -223,8 +228,8 @@ grpc::Status WorkerServiceImpl::StreamTrial(
     if (update.lease().trial_id() != lease.trial_id() ||
         update.lease().attempt() != lease.attempt()) {
       return Invalid("trial stream of trial " + std::to_string(lease.trial_id()) +
-                     " received an update for trial " +
-                     std::to_string(update.lease().trial_id()) + "; open one stream per trial");
+                     " received an update for trial " + std::to_string(update.lease().trial_id()) +
+                     "; open one stream per trial");
     }
     if (update.rows_size() > kMaxRowsPerUpdate) {
       return Invalid("update carries " + std::to_string(update.rows_size()) +

@@ -5,8 +5,8 @@
 namespace sweep::server {
 
 absl::Status SqliteError(sqlite3* db, int code, std::string_view operation) {
-  std::string message = std::string(operation) + " failed: " +
-                        (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(code));
+  std::string message = std::string(operation) +
+                        " failed: " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(code));
   switch (code & 0xff) {
     case SQLITE_FULL:
       return absl::ResourceExhaustedError(message + " (free disk space and retry)");
@@ -89,8 +89,8 @@ absl::StatusOr<bool> Statement::Step() {
   const int code = sqlite3_step(statement_);
   if (code == SQLITE_ROW) return true;
   if (code == SQLITE_DONE) return false;
-  absl::Status error = SqliteError(db_, code, std::string("running \"") + sqlite3_sql(statement_) +
-                                                  "\"");
+  absl::Status error =
+      SqliteError(db_, code, std::string("running \"") + sqlite3_sql(statement_) + "\"");
   sqlite3_reset(statement_);
   return error;
 }

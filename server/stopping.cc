@@ -40,10 +40,10 @@ StopDecision DecideMedian(const v1::MedianStoppingRule& rule, int64_t trial_id, 
   if (static_cast<int>(running_averages.size()) < rule.min_trials()) return {};
   const double median = Median(running_averages);
   if (best >= median) return {};
-  return {true, "median stopping rule at epoch " + std::to_string(epoch) +
-                    ": best val_accuracy " + FormatDouble(best) +
-                    " is below the median running average " + FormatDouble(median) + " of " +
-                    std::to_string(running_averages.size()) + " other trials"};
+  return {true, "median stopping rule at epoch " + std::to_string(epoch) + ": best val_accuracy " +
+                    FormatDouble(best) + " is below the median running average " +
+                    FormatDouble(median) + " of " + std::to_string(running_averages.size()) +
+                    " other trials"};
 }
 
 StopDecision DecideAsha(const v1::AshaRule& rule, int64_t trial_id, int32_t epoch,
@@ -70,13 +70,12 @@ StopDecision DecideAsha(const v1::AshaRule& rule, int64_t trial_id, int32_t epoc
   // Too few results to rank: the trial goes on.
   if (at_rung.size() < factor) return {};
   const size_t keep = (at_rung.size() + factor - 1) / factor;
-  const size_t better = static_cast<size_t>(std::count_if(
-      at_rung.begin(), at_rung.end(), [&](double other) { return other > value; }));
+  const size_t better = static_cast<size_t>(
+      std::count_if(at_rung.begin(), at_rung.end(), [&](double other) { return other > value; }));
   if (std::isfinite(value) && better < keep) return {};
-  return {true, "ASHA rung " + std::to_string(rung_index) + " at epoch " +
-                    std::to_string(epoch) + ": val_accuracy " + FormatDouble(value) +
-                    " is not in the top " + std::to_string(keep) + " of " +
-                    std::to_string(at_rung.size()) + " trials"};
+  return {true, "ASHA rung " + std::to_string(rung_index) + " at epoch " + std::to_string(epoch) +
+                    ": val_accuracy " + FormatDouble(value) + " is not in the top " +
+                    std::to_string(keep) + " of " + std::to_string(at_rung.size()) + " trials"};
 }
 
 }  // namespace

@@ -5,9 +5,9 @@
 #include <limits>
 
 #include "common/hyperparameters.h"
+#include "common/logging.h"
 #include "common/params_proto.h"
 #include "nlohmann/json.hpp"
-#include "common/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace sweep::server {
@@ -105,9 +105,9 @@ class Transaction {
   bool done_ = false;
 };
 
-#define SWEEP_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    absl::Status status_macro_ = (expr);     \
+#define SWEEP_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    absl::Status status_macro_ = (expr);           \
     if (!status_macro_.ok()) return status_macro_; \
   } while (false)
 
@@ -176,8 +176,7 @@ struct Store::Statements {
         insert_worker(db,
                       "INSERT INTO workers (host, device, registered_ms, last_seen_ms) "
                       "VALUES (?, ?, ?, ?)"),
-        touch_worker(db,
-                     "UPDATE workers SET last_seen_ms = ?, current_trial_id = ? WHERE id = ?"),
+        touch_worker(db, "UPDATE workers SET last_seen_ms = ?, current_trial_id = ? WHERE id = ?"),
         touch_worker_seen(db, "UPDATE workers SET last_seen_ms = ? WHERE id = ?"),
         select_workers(db,
                        "SELECT id, host, device, current_trial_id, last_seen_ms, registered_ms "
@@ -271,13 +270,35 @@ struct Store::Statements {
   Statement running_ids;
 
   absl::Status PrepareStatus() const {
-    for (const Statement* statement :
-         {&insert_sweep, &insert_trial, &select_sweep, &select_sweeps, &count_states,
-          &select_trial, &latest_metrics, &trial_history, &insert_worker, &touch_worker,
-          &touch_worker_seen, &select_workers, &next_sweep, &next_pending, &lease_trial,
-          &lease_state, &select_stopping_rule, &request_stop, &validation_history,
-          &renew_lease, &insert_metric, &finish_trial, &clear_worker_trial, &expired, &requeue,
-          &fail_trial, &cancel_sweep_flag, &cancel_trials, &running_ids}) {
+    for (const Statement* statement : {&insert_sweep,
+                                       &insert_trial,
+                                       &select_sweep,
+                                       &select_sweeps,
+                                       &count_states,
+                                       &select_trial,
+                                       &latest_metrics,
+                                       &trial_history,
+                                       &insert_worker,
+                                       &touch_worker,
+                                       &touch_worker_seen,
+                                       &select_workers,
+                                       &next_sweep,
+                                       &next_pending,
+                                       &lease_trial,
+                                       &lease_state,
+                                       &select_stopping_rule,
+                                       &request_stop,
+                                       &validation_history,
+                                       &renew_lease,
+                                       &insert_metric,
+                                       &finish_trial,
+                                       &clear_worker_trial,
+                                       &expired,
+                                       &requeue,
+                                       &fail_trial,
+                                       &cancel_sweep_flag,
+                                       &cancel_trials,
+                                       &running_ids}) {
       if (!statement->prepare_status().ok()) return statement->prepare_status();
     }
     return absl::OkStatus();
@@ -293,10 +314,8 @@ Store::~Store() {
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  const int code = sqlite3_open_v2(path.c_str(), &db,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                       SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+  const int code = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (code != SQLITE_OK) {
     absl::Status error = SqliteError(db, code, "opening database \"" + path + "\"");
     sqlite3_close(db);
@@ -398,13 +417,26 @@ absl::StatusOr<v1::Sweep> Store::ReadSweep(Statement& statement) {
     const int64_t count = count_states.ColumnInt(1);
     total += count;
     switch (count_states.ColumnInt(0)) {
-      case v1::TRIAL_STATE_PENDING: counts.set_pending(count); break;
-      case v1::TRIAL_STATE_RUNNING: counts.set_running(count); break;
-      case v1::TRIAL_STATE_COMPLETED: counts.set_completed(count); break;
-      case v1::TRIAL_STATE_FAILED: counts.set_failed(count); break;
-      case v1::TRIAL_STATE_CANCELLED: counts.set_cancelled(count); break;
-      case v1::TRIAL_STATE_STOPPED: counts.set_stopped(count); break;
-      default: break;
+      case v1::TRIAL_STATE_PENDING:
+        counts.set_pending(count);
+        break;
+      case v1::TRIAL_STATE_RUNNING:
+        counts.set_running(count);
+        break;
+      case v1::TRIAL_STATE_COMPLETED:
+        counts.set_completed(count);
+        break;
+      case v1::TRIAL_STATE_FAILED:
+        counts.set_failed(count);
+        break;
+      case v1::TRIAL_STATE_CANCELLED:
+        counts.set_cancelled(count);
+        break;
+      case v1::TRIAL_STATE_STOPPED:
+        counts.set_stopped(count);
+        break;
+      default:
+        break;
     }
   }
   sweep.set_trial_count(total);
@@ -494,8 +526,8 @@ absl::Status Store::FillLatestMetrics(v1::Trial& trial) {
     if (!row.ok()) return row.status();
     if (!*row) break;
     std::string name = latest.ColumnText(0);
-    const double value = latest.ColumnIsNull(1) ? std::numeric_limits<double>::quiet_NaN()
-                                                : latest.ColumnDouble(1);
+    const double value =
+        latest.ColumnIsNull(1) ? std::numeric_limits<double>::quiet_NaN() : latest.ColumnDouble(1);
     auto it = std::find_if(values.begin(), values.end(),
                            [&](const auto& entry) { return entry.first == name; });
     if (it == values.end()) {
@@ -634,20 +666,24 @@ absl::StatusOr<std::optional<LeaseGrant>> Store::AcquireTrial(int64_t worker_id,
   next.Reset().Bind(1, sweep_id);
   absl::StatusOr<bool> row = next.Step();
   if (!row.ok()) return row.status();
-  if (!*row) return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
+  if (!*row)
+    return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
   LeaseGrant grant;
   grant.trial_id = next.ColumnInt(0);
   grant.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
   grant.sweep_id = next.ColumnInt(2);
   grant.params_json = next.ColumnText(3);
-  grant.trial_seed = TrialSeed(static_cast<uint64_t>(next.ColumnInt(5)),
-                               static_cast<uint64_t>(next.ColumnInt(4)));
+  grant.trial_seed =
+      TrialSeed(static_cast<uint64_t>(next.ColumnInt(5)), static_cast<uint64_t>(next.ColumnInt(4)));
   grant.lease_expires_ms = now + lease_ms;
   next.Reset();
 
   Statement& lease = statements_->lease_trial;
-  lease.Reset().Bind(1, worker_id).Bind(2, grant.lease_expires_ms).Bind(3, now).Bind(
-      4, grant.trial_id);
+  lease.Reset()
+      .Bind(1, worker_id)
+      .Bind(2, grant.lease_expires_ms)
+      .Bind(3, now)
+      .Bind(4, grant.trial_id);
   SWEEP_RETURN_IF_ERROR(lease.Run());
   Statement& assign = statements_->touch_worker;
   assign.Reset().Bind(1, now).Bind(2, grant.trial_id).Bind(3, worker_id);
@@ -670,8 +706,8 @@ absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* st
   *sweep_id = select.ColumnInt(3);
   select.Reset();
   if (attempt != lease.attempt()) {
-    return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) +
-                              " attempt " + std::to_string(lease.attempt()) +
+    return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) + " attempt " +
+                              std::to_string(lease.attempt()) +
                               " is no longer current: the trial is at attempt " +
                               std::to_string(attempt) + " (" + StateName(*state) +
                               "); drop it and acquire another trial");
@@ -708,8 +744,8 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
     return renewal;
   }
   if (state != v1::TRIAL_STATE_RUNNING) {
-    return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) +
-                              " attempt " + std::to_string(lease.attempt()) +
+    return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) + " attempt " +
+                              std::to_string(lease.attempt()) +
                               " is no longer current: the trial is " + StateName(state));
   }
 
@@ -764,10 +800,18 @@ absl::StatusOr<FinishResult> Store::FinishTrial(const FinishReport& report, int6
 
   v1::TrialState target = v1::TRIAL_STATE_UNSPECIFIED;
   switch (report.outcome) {
-    case v1::TRIAL_OUTCOME_COMPLETED: target = v1::TRIAL_STATE_COMPLETED; break;
-    case v1::TRIAL_OUTCOME_FAILED: target = v1::TRIAL_STATE_FAILED; break;
-    case v1::TRIAL_OUTCOME_STOPPED: target = v1::TRIAL_STATE_STOPPED; break;
-    case v1::TRIAL_OUTCOME_RELEASED: target = v1::TRIAL_STATE_PENDING; break;
+    case v1::TRIAL_OUTCOME_COMPLETED:
+      target = v1::TRIAL_STATE_COMPLETED;
+      break;
+    case v1::TRIAL_OUTCOME_FAILED:
+      target = v1::TRIAL_STATE_FAILED;
+      break;
+    case v1::TRIAL_OUTCOME_STOPPED:
+      target = v1::TRIAL_STATE_STOPPED;
+      break;
+    case v1::TRIAL_OUTCOME_RELEASED:
+      target = v1::TRIAL_STATE_PENDING;
+      break;
     default:
       return absl::InvalidArgumentError("finish report of trial " +
                                         std::to_string(report.lease.trial_id()) +
@@ -838,8 +882,7 @@ absl::StatusOr<FinishResult> Store::FinishTrial(const FinishReport& report, int6
   return result;
 }
 
-absl::StatusOr<v1::CancelResponse> Store::Cancel(int64_t sweep_id, int64_t trial_id,
-                                                 int64_t now) {
+absl::StatusOr<v1::CancelResponse> Store::Cancel(int64_t sweep_id, int64_t trial_id, int64_t now) {
   std::lock_guard lock(mutex_);
   Statement& select = statements_->select_sweep;
   select.Reset().Bind(1, sweep_id);
@@ -865,8 +908,12 @@ absl::StatusOr<v1::CancelResponse> Store::Cancel(int64_t sweep_id, int64_t trial
   v1::CancelResponse response;
   Statement& cancel = statements_->cancel_trials;
   for (int state : {v1::TRIAL_STATE_PENDING, v1::TRIAL_STATE_RUNNING}) {
-    cancel.Reset().Bind(1, now).Bind(2, sweep_id).Bind(3, int64_t{state}).Bind(4, trial_id).Bind(
-        5, trial_id);
+    cancel.Reset()
+        .Bind(1, now)
+        .Bind(2, sweep_id)
+        .Bind(3, int64_t{state})
+        .Bind(4, trial_id)
+        .Bind(5, trial_id);
     SWEEP_RETURN_IF_ERROR(cancel.Run());
     const int64_t changed = sqlite3_changes(db_);
     if (state == v1::TRIAL_STATE_PENDING) {
@@ -983,8 +1030,8 @@ absl::Status Store::ApplyStoppingRule(const v1::Lease& lease, LeaseRenewal& rene
       .Bind(2, lease.trial_id())
       .Bind(3, int64_t{lease.attempt()});
   SWEEP_RETURN_IF_ERROR(request.Run());
-  spdlog::info("sweep={} trial={} attempt={} stopped early: {}", renewal.sweep_id,
-               lease.trial_id(), lease.attempt(), decision.reason);
+  spdlog::info("sweep={} trial={} attempt={} stopped early: {}", renewal.sweep_id, lease.trial_id(),
+               lease.attempt(), decision.reason);
   renewal.stop = v1::STOP_REASON_EARLY_STOPPED;
   renewal.stop_message = decision.reason;
   return absl::OkStatus();
@@ -1006,8 +1053,7 @@ absl::StatusOr<ValidationHistory> Store::ReadValidationHistoryLocked(int64_t swe
     if (!row.ok()) return row.status();
     if (!*row) break;
     history[select.ColumnInt(0)][static_cast<int32_t>(select.ColumnInt(1))] =
-        select.ColumnIsNull(2) ? std::numeric_limits<double>::quiet_NaN()
-                               : select.ColumnDouble(2);
+        select.ColumnIsNull(2) ? std::numeric_limits<double>::quiet_NaN() : select.ColumnDouble(2);
   }
   return history;
 }

@@ -114,19 +114,20 @@ class Store {
   absl::StatusOr<std::vector<v1::Worker>> ListWorkers();
 
   // Leases a pending trial to `worker_id`, from the sweep with the fewest running trials
-  // that is below its concurrency limit (older sweeps first on ties), lowest ordinal first: raises its attempt, marks it RUNNING
-  // and sets its lease to expire at now + lease_ms. Returns nullopt when none is pending.
+  // that is below its concurrency limit (older sweeps first on ties), lowest ordinal first: raises
+  // its attempt, marks it RUNNING and sets its lease to expire at now + lease_ms. Returns nullopt
+  // when none is pending.
   absl::StatusOr<std::optional<LeaseGrant>> AcquireTrial(int64_t worker_id, int64_t now,
                                                          int64_t lease_ms);
 
   // Stores metric rows of a current lease (rows already stored are skipped) and renews
   // the lease. When the rows bring a new val_accuracy epoch and the sweep has a stopping
   // rule, decides in the same transaction whether the trial stops; a stopped trial's
-  // reports keep carrying the stop until it ends as STOPPED. Fails with NOT_FOUND for an unknown trial and ABORTED when the attempt is
-  // no longer current.
+  // reports keep carrying the stop until it ends as STOPPED. Fails with NOT_FOUND for an unknown
+  // trial and ABORTED when the attempt is no longer current.
   absl::StatusOr<LeaseRenewal> RecordProgress(const v1::Lease& lease, int64_t worker_id,
-                                              const std::vector<v1::MetricRow>& rows,
-                                              int64_t now, int64_t lease_ms);
+                                              const std::vector<v1::MetricRow>& rows, int64_t now,
+                                              int64_t lease_ms);
 
   // Ends a trial with the worker's outcome. Idempotent for the same attempt. Fails with
   // ABORTED when the attempt is no longer current and FAILED_PRECONDITION when metric rows
@@ -168,8 +169,7 @@ class Store {
   absl::Status ApplyStoppingRule(const v1::Lease& lease, LeaseRenewal& renewal);
   absl::StatusOr<ValidationHistory> ReadValidationHistoryLocked(int64_t sweep_id,
                                                                 int32_t max_epoch);
-  absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state,
-                                 int64_t* sweep_id);
+  absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state, int64_t* sweep_id);
 
   std::mutex mutex_;
   sqlite3* db_;

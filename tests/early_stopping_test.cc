@@ -92,8 +92,7 @@ TEST_F(EarlyStoppingTest, DecisionsSurviveCoordinatorRestart) {
     TestClient client(coordinator.address());
     const int64_t sweep_id = SubmitWithMedianRule(client);
     auto worker = StartWorker(coordinator.address());
-    ASSERT_EQ(client.WaitForSweepEnd(sweep_id, seconds(60)).state(),
-              v1::SWEEP_STATE_COMPLETED);
+    ASSERT_EQ(client.WaitForSweepEnd(sweep_id, seconds(60)).state(), v1::SWEEP_STATE_COMPLETED);
     for (const v1::Trial& trial : client.Trials(sweep_id)) {
       straight[trial.ordinal()] = {trial.state(), trial.epoch()};
     }
@@ -114,8 +113,8 @@ TEST_F(EarlyStoppingTest, DecisionsSurviveCoordinatorRestart) {
       seconds(30)));
   coordinator->process().Signal(SIGKILL);
   coordinator->process().Wait(seconds(5));
-  coordinator = std::make_unique<CoordinatorProcess>(dir_.path(), db, std::vector<std::string>{},
-                                                     port);
+  coordinator =
+      std::make_unique<CoordinatorProcess>(dir_.path(), db, std::vector<std::string>{}, port);
   TestClient client(address);
   ASSERT_EQ(client.WaitForSweepEnd(sweep_id, seconds(60)).state(), v1::SWEEP_STATE_COMPLETED);
 

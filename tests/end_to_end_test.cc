@@ -19,12 +19,12 @@ TEST(EndToEnd, TwoTrialSweepLearnsOnRealData) {
   TempDir dir;
   const auto db = dir.path() / "sweep.db";
   CoordinatorProcess coordinator(dir.path(), db);
-  Process worker(BinaryPath("worker/sweep-worker"),
-                 {"--coordinator", coordinator.address(), "--data-dir", SWEEP_FASHION_MNIST_DIR,
-                  "--max-train-images", "4000", "--validation-images", "1000",
-                  "--max-test-images", "2000", "--log-every-steps", "10", "--artifacts-dir",
-                  (dir.path() / "artifacts").string()},
-                 dir.path() / "worker.log");
+  Process worker(
+      BinaryPath("worker/sweep-worker"),
+      {"--coordinator", coordinator.address(), "--data-dir", SWEEP_FASHION_MNIST_DIR,
+       "--max-train-images", "4000", "--validation-images", "1000", "--max-test-images", "2000",
+       "--log-every-steps", "10", "--artifacts-dir", (dir.path() / "artifacts").string()},
+      dir.path() / "worker.log");
   TestClient client(coordinator.address());
 
   const int64_t sweep_id = client.Submit(
@@ -47,10 +47,11 @@ TEST(EndToEnd, TwoTrialSweepLearnsOnRealData) {
     for (int epoch : {1, 2}) {
       for (const char* name : {"train_loss", "train_accuracy", "val_loss", "val_accuracy",
                                "images_per_second", "epoch_seconds"}) {
-        EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM metrics WHERE trial_id = " +
-                                   std::to_string(trial.id()) + " AND epoch = " +
-                                   std::to_string(epoch) + " AND name = '" + name + "'"),
-                  1)
+        EXPECT_EQ(
+            QueryInt(db,
+                     "SELECT COUNT(*) FROM metrics WHERE trial_id = " + std::to_string(trial.id()) +
+                         " AND epoch = " + std::to_string(epoch) + " AND name = '" + name + "'"),
+            1)
             << name << " at epoch " << epoch;
       }
     }

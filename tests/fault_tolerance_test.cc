@@ -60,9 +60,10 @@ TEST_F(FaultToleranceTest, KilledWorkerTrialIsRequeued) {
   EXPECT_EQ(trial.state(), v1::TRIAL_STATE_COMPLETED);
   EXPECT_GE(Rows("attempt = 1"), 5);
   EXPECT_EQ(Rows("attempt = 2"), RowsPerTrial(3, 10));
-  EXPECT_EQ(QueryInt(db_, "SELECT w.host = 'second' FROM trials t JOIN workers w "
-                          "ON w.id = t.worker_id WHERE t.id = " +
-                              std::to_string(trial.id())),
+  EXPECT_EQ(QueryInt(db_,
+                     "SELECT w.host = 'second' FROM trials t JOIN workers w "
+                     "ON w.id = t.worker_id WHERE t.id = " +
+                         std::to_string(trial.id())),
             1);
 }
 
@@ -86,8 +87,8 @@ TEST_F(FaultToleranceTest, PausedWorkerReportsAreRejected) {
   EXPECT_EQ(trial.attempt(), 2);
   EXPECT_EQ(Rows("attempt = 1"), stale_rows);
   EXPECT_EQ(Rows("attempt = 2"), RowsPerTrial(4, 10));
-  ASSERT_TRUE(WaitFor([&] { return paused->Log().find("dropped") != std::string::npos; },
-                      seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return paused->Log().find("dropped") != std::string::npos; }, seconds(10)))
       << paused->Log();
   EXPECT_NE(paused->Log().find("no longer current"), std::string::npos);
   EXPECT_TRUE(paused->running());
@@ -125,9 +126,9 @@ TEST_F(FaultToleranceTest, CoordinatorRestartLosesNothing) {
   }
   auto first = StartWorker(address, "first", 50);
   auto second = StartWorker(address, "second", 50);
-  ASSERT_TRUE(WaitFor(
-      [&] { return QueryInt(db_, "SELECT COUNT(*) FROM trials WHERE state = 3") >= 2; },
-      seconds(30)));
+  ASSERT_TRUE(
+      WaitFor([&] { return QueryInt(db_, "SELECT COUNT(*) FROM trials WHERE state = 3") >= 2; },
+              seconds(30)));
 
   coordinator->process().Signal(SIGKILL);
   coordinator->process().Wait(seconds(5));
@@ -149,8 +150,7 @@ TEST_F(FaultToleranceTest, CoordinatorRestartLosesNothing) {
 TEST_F(FaultToleranceTest, CancelStopsRunningAndPendingTrials) {
   CoordinatorProcess coordinator(dir_.path(), db_);
   TestClient client(coordinator.address());
-  const int64_t sweep_id =
-      client.Submit(R"({"num_epochs": [50], "conv1_depth": [1, 2, 3, 4]})", 4);
+  const int64_t sweep_id = client.Submit(R"({"num_epochs": [50], "conv1_depth": [1, 2, 3, 4]})", 4);
   auto worker = StartWorker(coordinator.address(), "worker", 50);
   ASSERT_TRUE(WaitFor([&] { return Rows("attempt = 1") >= 3; }, seconds(20))) << worker->Log();
 
@@ -174,8 +174,7 @@ TEST_F(FaultToleranceTest, CancelStopsRunningAndPendingTrials) {
 
   // The worker keeps serving.
   const int64_t next_sweep = client.Submit(R"({"num_epochs": [1]})", 1);
-  EXPECT_EQ(client.WaitForSweepEnd(next_sweep, seconds(20)).state(),
-            v1::SWEEP_STATE_COMPLETED);
+  EXPECT_EQ(client.WaitForSweepEnd(next_sweep, seconds(20)).state(), v1::SWEEP_STATE_COMPLETED);
 }
 
 TEST_F(FaultToleranceTest, NanLossFailsTrialAsDiverged) {

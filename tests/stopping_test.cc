@@ -76,7 +76,8 @@ TEST(AshaRule, KeepsTopFractionAtRung) {
   EXPECT_FALSE(DecideStop(rule, 2, 3, history).stop);
   const StopDecision third = DecideStop(rule, 3, 3, history);
   EXPECT_TRUE(third.stop);
-  EXPECT_EQ(third.reason, "ASHA rung 1 at epoch 3: val_accuracy 0.7 is not in the top 2 of 6 trials");
+  EXPECT_EQ(third.reason,
+            "ASHA rung 1 at epoch 3: val_accuracy 0.7 is not in the top 2 of 6 trials");
   EXPECT_TRUE(DecideStop(rule, 6, 3, history).stop);
 }
 

@@ -16,7 +16,8 @@ using ::sweep::testing::TempDir;
 
 std::vector<std::string> TrialParams(int count) {
   std::vector<std::string> params;
-  for (int i = 0; i < count; ++i) params.push_back(R"({"conv1_depth":)" + std::to_string(i + 1) + "}");
+  for (int i = 0; i < count; ++i)
+    params.push_back(R"({"conv1_depth":)" + std::to_string(i + 1) + "}");
   return params;
 }
 
@@ -115,8 +116,7 @@ TEST_F(StoreTest, ConcurrentAcquireNeverDuplicates) {
 }
 
 TEST_F(StoreTest, DuplicateParametersAreRejected) {
-  absl::StatusOr<int64_t> sweep =
-      store_->CreateSweep(MakeSweep(), {R"({"a":1})", R"({"a":1})"}, 0);
+  absl::StatusOr<int64_t> sweep = store_->CreateSweep(MakeSweep(), {R"({"a":1})", R"({"a":1})"}, 0);
   EXPECT_FALSE(sweep.ok());
   EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM sweeps"), 0);
 }
@@ -203,7 +203,8 @@ TEST_F(StoreTest, FullDatabaseLeavesNoPartialSweep) {
   ASSERT_TRUE(store.ok());
   store_ = *std::move(store);
   const int64_t pages = ::sweep::testing::QueryInt(path_, "PRAGMA page_count");
-  ASSERT_TRUE(store_->ExecuteForTesting("PRAGMA max_page_count = " + std::to_string(pages + 2)).ok());
+  ASSERT_TRUE(
+      store_->ExecuteForTesting("PRAGMA max_page_count = " + std::to_string(pages + 2)).ok());
 
   absl::StatusOr<int64_t> sweep = store_->CreateSweep(MakeSweep(), TrialParams(5000), 0);
   ASSERT_FALSE(sweep.ok());

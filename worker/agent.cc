@@ -297,8 +297,7 @@ int Agent::Run() {
         return 1;
       }
       if (failures == 0 || failures % 10 == 0) {
-        spdlog::warn("worker={} acquire failed ({}); retrying", worker_id_,
-                     status.error_message());
+        spdlog::warn("worker={} acquire failed ({}); retrying", worker_id_, status.error_message());
       }
       Backoff(failures++);
       continue;
@@ -412,15 +411,13 @@ void Agent::Finish(const v1::FinishTrialRequest& request) {
     const bool retry = IsTransient(status.error_code()) ||
                        status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
     if (!retry || (stopping() && attempt >= 5)) {
-      spdlog::warn("trial={} attempt={} report of its end rejected: {}",
-                   request.lease().trial_id(), request.lease().attempt(),
-                   status.error_message());
+      spdlog::warn("trial={} attempt={} report of its end rejected: {}", request.lease().trial_id(),
+                   request.lease().attempt(), status.error_message());
       return;
     }
     if (attempt == 0 || attempt % 10 == 0) {
       spdlog::warn("trial={} attempt={} report of its end failed ({}); retrying",
-                   request.lease().trial_id(), request.lease().attempt(),
-                   status.error_message());
+                   request.lease().trial_id(), request.lease().attempt(), status.error_message());
     }
     Backoff(attempt);
   }

@@ -40,8 +40,9 @@ class SimulatedTrainer final : public Trainer {
         if (options_.step_ms > 0) {
           std::this_thread::sleep_for(std::chrono::milliseconds(options_.step_ms));
         }
-        const double loss = diverges && step >= 3 ? std::numeric_limits<double>::quiet_NaN()
-                                                  : 2.3 * std::exp(-0.1 * static_cast<double>(step));
+        const double loss = diverges && step >= 3
+                                ? std::numeric_limits<double>::quiet_NaN()
+                                : 2.3 * std::exp(-0.1 * static_cast<double>(step));
         observer.OnMetric(epoch, step, "step_train_loss", loss);
         if (std::isnan(loss)) {
           result.outcome = TrainingOutcome::kDiverged;
@@ -51,8 +52,8 @@ class SimulatedTrainer final : public Trainer {
         }
         if (observer.StopRequested()) {
           result.outcome = TrainingOutcome::kStopped;
-          result.message = "stopped at epoch " + std::to_string(epoch) + " step " +
-                           std::to_string(step);
+          result.message =
+              "stopped at epoch " + std::to_string(epoch) + " step " + std::to_string(step);
           return result;
         }
       }
