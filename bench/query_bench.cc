@@ -79,8 +79,8 @@ absl::StatusOr<int64_t> CreateSweep(const std::filesystem::path& db, int64_t tri
 }
 
 std::string FinalMetricsJson(double best_val_accuracy, int best_epoch) {
-  // The LibTorch trainer's final metrics, plus val_accuracy: ListTrials sorts finished
-  // trials by the named metric among their final metrics only.
+  // The LibTorch trainer's final metrics, and the val_accuracy (equal to
+  // best_val_accuracy) that the worker adds to them.
   nlohmann::json object = {{"best_epoch", best_epoch},
                            {"best_val_accuracy", best_val_accuracy},
                            {"best_val_loss", 1.0 - best_val_accuracy},

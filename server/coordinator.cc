@@ -35,6 +35,7 @@ void Coordinator::Shutdown() {
     shutting_down_ = true;
   }
   changed_.notify_all();
+  shutdown_.notify_all();
   if (expiry_thread_.joinable()) expiry_thread_.join();
 }
 
@@ -65,8 +66,8 @@ uint64_t Coordinator::WaitForChange(uint64_t seen, std::chrono::milliseconds tim
 void Coordinator::ExpiryLoop() {
   std::unique_lock lock(mutex_);
   while (!shutting_down_) {
-    changed_.wait_for(lock, std::chrono::milliseconds(options_.expiry_check_ms),
-                      [&] { return shutting_down_; });
+    shutdown_.wait_for(lock, std::chrono::milliseconds(options_.expiry_check_ms),
+                       [&] { return shutting_down_; });
     if (shutting_down_) break;
     lock.unlock();
     absl::StatusOr<ExpiredLeases> expired = ExpireLeasesNow();

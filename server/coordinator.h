@@ -99,6 +99,8 @@ class Coordinator {
 
   std::mutex mutex_;
   std::condition_variable changed_;
+  // Wakes the expiry thread at shutdown only; it must not wake on every change.
+  std::condition_variable shutdown_;
   uint64_t change_count_ ABSL_GUARDED_BY(mutex_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mutex_) = false;
 

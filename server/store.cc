@@ -53,7 +53,24 @@ CREATE TABLE trials (
   UNIQUE (sweep_id, params_json)
 );
 CREATE INDEX trials_by_state ON trials (state, sweep_id, ordinal);
-CREATE INDEX trials_by_val_accuracy ON trials (sweep_id, val_accuracy DESC);
+CREATE INDEX trials_by_val_accuracy ON trials (sweep_id, val_accuracy DESC, ordinal);
+CREATE TABLE sweep_state_counts (
+  sweep_id INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (sweep_id, state)
+) WITHOUT ROWID;
+CREATE TRIGGER trials_counted_on_insert AFTER INSERT ON trials BEGIN
+  INSERT INTO sweep_state_counts (sweep_id, state, count) VALUES (NEW.sweep_id, NEW.state, 1)
+    ON CONFLICT (sweep_id, state) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER trials_counted_on_update AFTER UPDATE OF state ON trials
+    WHEN OLD.state != NEW.state BEGIN
+  UPDATE sweep_state_counts SET count = count - 1
+    WHERE sweep_id = OLD.sweep_id AND state = OLD.state;
+  INSERT INTO sweep_state_counts (sweep_id, state, count) VALUES (NEW.sweep_id, NEW.state, 1)
+    ON CONFLICT (sweep_id, state) DO UPDATE SET count = count + 1;
+END;
 CREATE TABLE metrics (
   trial_id INTEGER NOT NULL REFERENCES trials(id),
   attempt INTEGER NOT NULL,
@@ -165,7 +182,8 @@ struct Store::Statements {
                       "SELECT id, name, grid_json, grid_size, seed, combination_count, "
                       "parent_sweep_id, cancelled, created_ms, stopping_rule, "
                       "max_concurrent_trials FROM sweeps ORDER BY id"),
-        count_states(db, "SELECT state, COUNT(*) FROM trials WHERE sweep_id = ? GROUP BY state"),
+        // Triggers keep these counts, so a sweep's status costs a few rows at any size.
+        count_states(db, "SELECT state, count FROM sweep_state_counts WHERE sweep_id = ?"),
         select_trial(db, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE id = ?"),
         latest_metrics(db,
                        "SELECT name, value FROM metrics WHERE trial_id = ? AND attempt = ? "
@@ -184,20 +202,19 @@ struct Store::Statements {
         // Fair share: the sweep with pending trials and the fewest running ones goes first,
         // older sweeps break ties, and a sweep at its concurrency limit waits.
         next_sweep(db,
-                   "SELECT s.id FROM sweeps s "
-                   "WHERE EXISTS (SELECT 1 FROM trials p WHERE p.state = 1 AND p.sweep_id = s.id) "
-                   "AND (s.max_concurrent_trials = 0 OR (SELECT COUNT(*) FROM trials r "
-                   "WHERE r.state = 2 AND r.sweep_id = s.id) < s.max_concurrent_trials) "
-                   "ORDER BY (SELECT COUNT(*) FROM trials r WHERE r.state = 2 "
-                   "AND r.sweep_id = s.id), s.id LIMIT 1"),
+                   "SELECT s.id FROM sweep_state_counts p JOIN sweeps s ON s.id = p.sweep_id "
+                   "LEFT JOIN sweep_state_counts r ON r.sweep_id = p.sweep_id AND r.state = 2 "
+                   "WHERE p.state = 1 AND p.count > 0 AND (s.max_concurrent_trials = 0 "
+                   "OR IFNULL(r.count, 0) < s.max_concurrent_trials) "
+                   "ORDER BY IFNULL(r.count, 0), s.id LIMIT 1"),
         next_pending(db,
                      "SELECT t.id, t.attempt, t.sweep_id, t.params_json, t.ordinal, s.seed "
                      "FROM trials t JOIN sweeps s ON s.id = t.sweep_id "
                      "WHERE t.state = 1 AND t.sweep_id = ? ORDER BY t.ordinal LIMIT 1"),
         lease_trial(db,
                     "UPDATE trials SET state = 2, attempt = attempt + 1, worker_id = ?, "
-                    "lease_expires_ms = ?, acked_seq = 0, started_ms = ?, stop_reason = NULL "
-                    "WHERE id = ?"),
+                    "lease_expires_ms = ?, acked_seq = 0, started_ms = ?, stop_reason = NULL, "
+                    "val_accuracy = NULL WHERE id = ?"),
         lease_state(db,
                     "SELECT state, attempt, acked_seq, sweep_id, params_json, stop_reason "
                     "FROM trials WHERE id = ?"),
@@ -212,6 +229,7 @@ struct Store::Statements {
         renew_lease(db,
                     "UPDATE trials SET lease_expires_ms = ?, acked_seq = ?, "
                     "epoch = MAX(epoch, ?) WHERE id = ?"),
+        set_latest_val_accuracy(db, "UPDATE trials SET val_accuracy = ? WHERE id = ?"),
         insert_metric(db,
                       "INSERT OR IGNORE INTO metrics (trial_id, attempt, seq, epoch, step, name, "
                       "value) VALUES (?, ?, ?, ?, ?, ?, ?)"),
@@ -259,6 +277,7 @@ struct Store::Statements {
   Statement request_stop;
   Statement validation_history;
   Statement renew_lease;
+  Statement set_latest_val_accuracy;
   Statement insert_metric;
   Statement finish_trial;
   Statement clear_worker_trial;
@@ -290,6 +309,7 @@ struct Store::Statements {
                                        &request_stop,
                                        &validation_history,
                                        &renew_lease,
+                                       &set_latest_val_accuracy,
                                        &insert_metric,
                                        &finish_trial,
                                        &clear_worker_trial,
@@ -548,9 +568,15 @@ absl::StatusOr<std::vector<v1::Trial>> Store::ListTrials(int64_t sweep_id, v1::T
                                                          const std::string& sort_by,
                                                          int32_t limit) {
   std::lock_guard lock(mutex_);
+  const std::string metric = sort_by.empty() ? "val_accuracy" : sort_by;
+  // The val_accuracy column holds each trial's ranking value (latest while running, best
+  // checkpoint once finished; NULL when not finite), so the default order and limit come
+  // from the index. Other metrics are ranked in memory.
+  const bool by_column = metric == "val_accuracy";
   std::string sql = std::string("SELECT ") + kTrialColumns + " FROM trials WHERE sweep_id = ?";
   if (state != v1::TRIAL_STATE_UNSPECIFIED) sql += " AND state = ?";
-  sql += " ORDER BY ordinal";
+  sql += by_column ? " ORDER BY val_accuracy DESC, ordinal" : " ORDER BY ordinal";
+  if (by_column && limit > 0) sql += " LIMIT " + std::to_string(limit);
   Statement select(db_, sql);
   select.Bind(1, sweep_id);
   if (state != v1::TRIAL_STATE_UNSPECIFIED) select.Bind(2, int64_t{state});
@@ -564,8 +590,8 @@ absl::StatusOr<std::vector<v1::Trial>> Store::ListTrials(int64_t sweep_id, v1::T
     SWEEP_RETURN_IF_ERROR(FillLatestMetrics(*trial));
     trials.push_back(*std::move(trial));
   }
+  if (by_column) return trials;
 
-  const std::string metric = sort_by.empty() ? "val_accuracy" : sort_by;
   std::stable_sort(trials.begin(), trials.end(), [&](const v1::Trial& a, const v1::Trial& b) {
     const double value_a = MetricValue(a, metric);
     const double value_b = MetricValue(b, metric);
@@ -764,7 +790,21 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
       insert.Bind(7, row.value());
     }
     SWEEP_RETURN_IF_ERROR(insert.Run());
-    if (sqlite3_changes(db_) > 0) renewal.inserted.push_back(row);
+    if (sqlite3_changes(db_) > 0) {
+      renewal.inserted.push_back(row);
+      // The column ranks running trials by their latest value; NaN and infinities never
+      // rank, so they store NULL.
+      if (row.name() == "val_accuracy") {
+        Statement& latest = statements_->set_latest_val_accuracy;
+        latest.Reset().Bind(2, lease.trial_id());
+        if (std::isfinite(row.value())) {
+          latest.Bind(1, row.value());
+        } else {
+          latest.BindNull(1);
+        }
+        SWEEP_RETURN_IF_ERROR(latest.Run());
+      }
+    }
     acked_seq = std::max(acked_seq, row.seq());
   }
   renewal.acked_seq = acked_seq;
