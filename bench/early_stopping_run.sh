@@ -3,7 +3,8 @@
 # and once without, with the same seed, and prints the epochs each sweep trained.
 #
 # Usage: bench/early_stopping_run.sh [GRID_SIZE] [BUILD_DIR]
-# Each trial trains on 3,000 images, validates on 1,000 and tests on 2,000; one worker.
+# Each trial trains on TRAIN_IMAGES - 1,000 images (default 3,000), validates on 1,000 and
+# tests on 2,000; one worker, so trials run one after another in sample order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 grid_size=${1:-6}
@@ -21,7 +22,7 @@ trap cleanup EXIT
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$run_dir/port" ]] && break; sleep 0.1; done
 export SWEEP_COORDINATOR="127.0.0.1:$(cat "$run_dir/port")"
-"$build/worker/sweep-worker" --max-train-images 4000 --validation-images 1000 \
+"$build/worker/sweep-worker" --max-train-images "${TRAIN_IMAGES:-4000}" --validation-images 1000 \
   --max-test-images 2000 >"$run_dir/worker.log" 2>&1 &
 pids+=($!)
 
