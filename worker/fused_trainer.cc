@@ -690,16 +690,16 @@ class GroupRun {
   // Drops the ended trials from every per-trial tensor.
   void RemoveEndedTrials() {
     if (std::none_of(ended_.begin(), ended_.end(), [](bool ended) { return ended; })) return;
-    std::vector<int64_t> kept;
+    std::vector<int64_t> kept_slots;
     std::vector<GroupTrial> kept_trials;
     for (int64_t slot = 0; slot < size(); ++slot) {
       if (ended_[slot]) continue;
-      kept.push_back(slot);
+      kept_slots.push_back(slot);
       kept_trials.push_back(std::move(trials_[slot]));
     }
     trials_ = std::move(kept_trials);
     if (!trials_.empty()) {
-      const torch::Tensor index = torch::tensor(kept, torch::kLong).to(device_);
+      const torch::Tensor index = torch::tensor(kept_slots, torch::kLong).to(device_);
       torch::NoGradGuard no_grad;
       for (torch::Tensor& parameter : parameters_) {
         parameter = parameter.index_select(0, index).requires_grad_();
@@ -712,7 +712,7 @@ class GroupRun {
         if (tensor->defined()) *tensor = tensor->index_select(0, index);
       }
       std::vector<EpochTraining> kept_training;
-      for (int64_t slot : kept) {
+      for (int64_t slot : kept_slots) {
         if (static_cast<size_t>(slot) < epoch_training_.size()) {
           kept_training.push_back(epoch_training_[slot]);
         }
