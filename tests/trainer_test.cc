@@ -189,57 +189,78 @@ TEST(LeNetTest, TensorDatasetScalesPixelsToUnitInterval) {
 }
 
 TEST(ReluMaxPoolTest, MatchesLibTorchOperators) {
-  torch::manual_seed(2);
-  const torch::Tensor input = torch::randn({3, 4, 8, 6}).requires_grad_();
-  const torch::Tensor reference_input = input.detach().clone().requires_grad_();
-  const torch::Tensor grad_output = torch::randn({3, 4, 4, 3});
+  // Output widths 14 and 7 run the 4-wide kernel, the second with an overlapping last
+  // group, and width 3 runs the scalar one.
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{2, 3, 28, 28}, {2, 3, 14, 14}, {3, 4, 8, 6}}) {
+    SCOPED_TRACE(shape[3]);
+    torch::manual_seed(2);
+    const torch::Tensor input = torch::randn(shape).requires_grad_();
+    const torch::Tensor reference_input = input.detach().clone().requires_grad_();
+    const torch::Tensor grad_output =
+        torch::randn({shape[0], shape[1], shape[2] / 2, shape[3] / 2});
 
-  const torch::Tensor output = ReluMaxPool2x2(input);
-  const torch::Tensor reference = torch::relu(torch::max_pool2d(reference_input, 2));
-  output.backward(grad_output);
-  reference.backward(grad_output);
+    const torch::Tensor output = ReluMaxPool2x2(input);
+    const torch::Tensor reference = torch::relu(torch::max_pool2d(reference_input, 2));
+    output.backward(grad_output);
+    reference.backward(grad_output);
 
-  EXPECT_TRUE(torch::equal(output, reference));
-  EXPECT_TRUE(torch::equal(input.grad(), reference_input.grad()));
+    EXPECT_TRUE(torch::equal(output, reference));
+    EXPECT_TRUE(torch::equal(input.grad(), reference_input.grad()));
+  }
 }
 
 TEST(ReluMaxPoolTest, TieSendsGradientToFirstMaximum) {
-  const torch::Tensor input = torch::ones({1, 1, 2, 2}).requires_grad_();
+  for (int64_t width : {2, 10}) {
+    SCOPED_TRACE(width);
+    const torch::Tensor input = torch::ones({1, 1, 2, width}).requires_grad_();
 
-  ReluMaxPool2x2(input).sum().backward();
+    ReluMaxPool2x2(input).sum().backward();
 
-  EXPECT_TRUE(
-      torch::equal(input.grad(), torch::tensor({1.0f, 0.0f, 0.0f, 0.0f}).view({1, 1, 2, 2})));
+    torch::Tensor expected = torch::zeros({1, 1, 2, width});
+    expected.select(2, 0).slice(2, 0, width, 2).fill_(1.0f);
+    EXPECT_TRUE(torch::equal(input.grad(), expected));
+  }
 }
 
 TEST(ReluMaxPoolTest, NegativeWindowGetsNoGradient) {
-  const torch::Tensor input = (-torch::rand({1, 1, 2, 2}) - 0.1).requires_grad_();
+  for (int64_t width : {2, 10}) {
+    SCOPED_TRACE(width);
+    const torch::Tensor input = (-torch::rand({1, 1, 2, width}) - 0.1).requires_grad_();
 
-  const torch::Tensor output = ReluMaxPool2x2(input);
-  output.sum().backward();
+    const torch::Tensor output = ReluMaxPool2x2(input);
+    output.sum().backward();
 
-  EXPECT_EQ(output.item<float>(), 0.0f);
-  EXPECT_TRUE(torch::equal(input.grad(), torch::zeros({1, 1, 2, 2})));
+    EXPECT_TRUE(torch::equal(output, torch::zeros({1, 1, 1, width / 2})));
+    EXPECT_TRUE(torch::equal(input.grad(), torch::zeros({1, 1, 2, width})));
+  }
 }
 
 TEST(ReluMaxPoolTest, PropagatesNan) {
-  torch::Tensor input = -torch::ones({1, 1, 2, 2});
-  input[0][0][1][0] = std::nan("");
+  for (int64_t width : {2, 10}) {
+    SCOPED_TRACE(width);
+    torch::Tensor input = -torch::ones({1, 1, 2, width});
+    input[0][0][1][0] = std::nan("");
+    input[0][0][0][width - 1] = std::nan("");
 
-  const torch::Tensor output = ReluMaxPool2x2(input);
+    const torch::Tensor output = ReluMaxPool2x2(input);
 
-  EXPECT_TRUE(std::isnan(output.item<float>()));
+    EXPECT_TRUE(std::isnan(output[0][0][0][0].item<float>()));
+    EXPECT_TRUE(std::isnan(output[0][0][0][width / 2 - 1].item<float>()));
+    EXPECT_EQ(output.isnan().sum().item<int64_t>(), width == 2 ? 1 : 2);
+  }
 }
 
 TEST(FusedAdamTest, MatchesLibTorchAdam) {
   torch::manual_seed(3);
-  torch::Tensor fused_parameter = torch::randn({1000}).requires_grad_();
+  // 1,003 elements run the 4-wide kernel and the scalar one for the last 3.
+  torch::Tensor fused_parameter = torch::randn({1003}).requires_grad_();
   torch::Tensor parameter = fused_parameter.detach().clone().requires_grad_();
   FusedAdam fused({fused_parameter}, torch::optim::AdamOptions(0.01));
   torch::optim::Adam reference({parameter}, torch::optim::AdamOptions(0.01));
 
   for (int step = 0; step < 5; ++step) {
-    const torch::Tensor grad = torch::randn({1000});
+    const torch::Tensor grad = torch::randn({1003});
     fused_parameter.mutable_grad() = grad.clone();
     parameter.mutable_grad() = grad.clone();
     fused.step();

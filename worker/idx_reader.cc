@@ -68,9 +68,9 @@ class GzipReader {
       if (read == 0) {
         absl::Status error = ZlibError();
         if (!error.ok()) return error;
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s: data ends after %d bytes of the %d-byte %s", path_.string(), done, size,
-            description));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: data ends after %d bytes of the %d-byte %s", path_.string(), done,
+                            size, description));
       }
       done += static_cast<size_t>(read);
     }
