@@ -21,7 +21,7 @@ namespace sweep::server {
 struct CoordinatorOptions {
   // A lease not renewed by a heartbeat for this long expires and its trial is requeued.
   int64_t lease_ms = 30'000;
-  // Interval at which workers are told to send heartbeats.
+  // Heartbeat interval sent to workers at registration.
   int64_t heartbeat_ms = 5'000;
   // Attempts a trial gets before an expired lease fails it.
   int32_t max_attempts = 3;
@@ -29,7 +29,7 @@ struct CoordinatorOptions {
   int64_t expiry_check_ms = 1'000;
   // Largest grid_size a sweep may request.
   int64_t max_grid_size = 1'000'000;
-  // Longest time an AcquireTrial call is held open waiting for a pending trial.
+  // Maximum time an AcquireTrial call is held open waiting for a pending trial.
   int64_t max_acquire_wait_ms = 30'000;
 };
 

@@ -569,7 +569,7 @@ absl::StatusOr<std::vector<v1::Trial>> Store::ListTrials(int64_t sweep_id, v1::T
                                                          int32_t limit) {
   std::lock_guard lock(mutex_);
   const std::string metric = sort_by.empty() ? "val_accuracy" : sort_by;
-  // The val_accuracy column holds each trial's ranking value (latest while running, best
+  // The val_accuracy column contains each trial's ranking value (latest while running, best
   // checkpoint once finished; NULL when not finite), so the default order and limit come
   // from the index. Other metrics are ranked in memory.
   const bool by_column = metric == "val_accuracy";
@@ -810,8 +810,8 @@ absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64
   renewal.acked_seq = acked_seq;
   renewal.lease_expires_ms = now + lease_ms;
   if (renewal.stop == v1::STOP_REASON_UNSPECIFIED) {
-    // Deciding in the transaction that stores the rows keeps decisions reproducible: a
-    // restart never sees the rows without the decision they led to.
+    // Deciding in the transaction that stores the rows keeps decisions reproducible, because
+    // a restart never reads the rows without the decision they led to.
     SWEEP_RETURN_IF_ERROR(ApplyStoppingRule(lease, renewal));
   }
   int64_t epoch = 0;

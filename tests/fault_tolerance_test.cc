@@ -201,7 +201,8 @@ TEST_F(FaultToleranceTest, SigtermReleasesTrialToAnotherWorker) {
   first->Signal(SIGTERM);
   const std::optional<int> status = first->Wait(seconds(10));
   ASSERT_TRUE(status.has_value()) << first->Log();
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << first->Log();
+  ASSERT_TRUE(WIFEXITED(*status)) << first->Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << first->Log();
   EXPECT_EQ(client.GetSweep(sweep_id).counts().pending(), 1);
 
   auto second = StartWorker(coordinator.address(), "second", 5);

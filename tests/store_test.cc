@@ -61,7 +61,7 @@ class StoreTest : public ::testing::Test {
   LeaseGrant Acquire(int64_t now = 1000, int64_t lease_ms = 100) {
     absl::StatusOr<std::optional<LeaseGrant>> grant = store_->AcquireTrial(worker_, now, lease_ms);
     EXPECT_TRUE(grant.ok()) << grant.status();
-    EXPECT_TRUE(grant.ok() && grant->has_value());
+    if (grant.ok()) EXPECT_TRUE(grant->has_value()) << "no pending trial to lease";
     return grant.ok() && grant->has_value() ? **grant : LeaseGrant{};
   }
 
