@@ -374,39 +374,108 @@ absl::Status Store::Migrate() {
   return absl::OkStatus();
 }
 
+absl::Status Store::RunWrite(absl::FunctionRef<absl::Status()> body) {
+  WriteJob job{body};
+  std::unique_lock lock(queue_mutex_);
+  queue_.push_back(&job);
+  while (!job.done) {
+    if (committing_) {
+      group_done_.wait(lock);
+      continue;
+    }
+    // No group is being stored: this thread stores every write queued so far, its own included.
+    committing_ = true;
+    std::vector<WriteJob*> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    CommitBatch(batch);
+    lock.lock();
+    committing_ = false;
+    for (WriteJob* done : batch) done->done = true;
+    group_done_.notify_all();
+  }
+  return job.status;
+}
+
+template <typename T>
+absl::StatusOr<T> Store::Write(absl::FunctionRef<absl::StatusOr<T>()> body) {
+  std::optional<absl::StatusOr<T>> result;
+  absl::Status status = RunWrite([&] {
+    result = body();
+    return result->status();
+  });
+  if (!status.ok()) return status;
+  return *std::move(result);
+}
+
+void Store::CommitBatch(const std::vector<WriteJob*>& batch) {
+  std::lock_guard lock(mutex_);
+  // Jobs from `first` on belong to the open transaction.
+  size_t first = 0;
+  // Fails the jobs of the open transaction that had succeeded, because it was rolled back.
+  auto fail_transaction = [&](size_t end, const absl::Status& error) {
+    for (size_t i = first; i < end; ++i) {
+      if (batch[i]->status.ok()) batch[i]->status = error;
+    }
+  };
+  for (size_t i = 0; i < batch.size(); ++i) {
+    WriteJob& job = *batch[i];
+    if (sqlite3_get_autocommit(db_) != 0) {
+      job.status = Execute(db_, "BEGIN IMMEDIATE");
+      if (!job.status.ok()) continue;
+      first = i;
+    }
+    job.status = Execute(db_, "SAVEPOINT write");
+    if (!job.status.ok()) continue;
+    job.status = job.body();
+    if (job.status.ok()) job.status = Execute(db_, "RELEASE write");
+    if (sqlite3_get_autocommit(db_) != 0) {
+      // SQLite rolls back the whole transaction on some errors (a full disk, an I/O error).
+      fail_transaction(i, job.status);
+    } else if (!job.status.ok()) {
+      Execute(db_, "ROLLBACK TO write; RELEASE write").IgnoreError();
+    }
+  }
+  if (sqlite3_get_autocommit(db_) == 0) {
+    absl::Status commit = Execute(db_, "COMMIT");
+    if (!commit.ok()) {
+      Execute(db_, "ROLLBACK").IgnoreError();
+      fail_transaction(batch.size(), commit);
+    }
+  }
+}
+
 absl::StatusOr<int64_t> Store::CreateSweep(const NewSweep& sweep,
                                            const std::vector<std::string>& trial_params,
                                            int64_t now) {
-  std::lock_guard lock(mutex_);
-  Transaction transaction(db_);
-  SWEEP_RETURN_IF_ERROR(transaction.status());
-  Statement& insert_sweep = statements_->insert_sweep;
-  insert_sweep.Reset()
-      .Bind(1, sweep.name)
-      .Bind(2, sweep.grid_json)
-      .Bind(3, sweep.grid_size)
-      .Bind(4, static_cast<int64_t>(sweep.seed))
-      .Bind(5, sweep.combination_count)
-      .Bind(6, sweep.parent_sweep_id > 0 ? std::optional<int64_t>(sweep.parent_sweep_id)
-                                         : std::nullopt)
-      .Bind(7, int64_t{sweep.max_attempts})
-      .Bind(8, now)
-      .BindBlob(9, sweep.stopping_rule)
-      .Bind(10, int64_t{sweep.max_concurrent_trials});
-  SWEEP_RETURN_IF_ERROR(insert_sweep.Run());
-  const int64_t sweep_id = sqlite3_last_insert_rowid(db_);
+  return Write<int64_t>([&]() -> absl::StatusOr<int64_t> {
+    Statement& insert_sweep = statements_->insert_sweep;
+    insert_sweep.Reset()
+        .Bind(1, sweep.name)
+        .Bind(2, sweep.grid_json)
+        .Bind(3, sweep.grid_size)
+        .Bind(4, static_cast<int64_t>(sweep.seed))
+        .Bind(5, sweep.combination_count)
+        .Bind(6, sweep.parent_sweep_id > 0 ? std::optional<int64_t>(sweep.parent_sweep_id)
+                                           : std::nullopt)
+        .Bind(7, int64_t{sweep.max_attempts})
+        .Bind(8, now)
+        .BindBlob(9, sweep.stopping_rule)
+        .Bind(10, int64_t{sweep.max_concurrent_trials});
+    SWEEP_RETURN_IF_ERROR(insert_sweep.Run());
+    const int64_t sweep_id = sqlite3_last_insert_rowid(db_);
 
-  Statement& insert_trial = statements_->insert_trial;
-  for (size_t ordinal = 0; ordinal < trial_params.size(); ++ordinal) {
-    insert_trial.Reset()
-        .Bind(1, sweep_id)
-        .Bind(2, static_cast<int64_t>(ordinal))
-        .Bind(3, trial_params[ordinal])
-        .Bind(4, now);
-    SWEEP_RETURN_IF_ERROR(insert_trial.Run());
-  }
-  SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  return sweep_id;
+    Statement& insert_trial = statements_->insert_trial;
+    for (size_t ordinal = 0; ordinal < trial_params.size(); ++ordinal) {
+      insert_trial.Reset()
+          .Bind(1, sweep_id)
+          .Bind(2, static_cast<int64_t>(ordinal))
+          .Bind(3, trial_params[ordinal])
+          .Bind(4, now);
+      SWEEP_RETURN_IF_ERROR(insert_trial.Run());
+    }
+    return sweep_id;
+  });
 }
 
 absl::StatusOr<v1::Sweep> Store::ReadSweep(Statement& statement) {
@@ -642,11 +711,12 @@ absl::StatusOr<v1::GetTrialResponse> Store::GetTrial(int64_t trial_id) {
 
 absl::StatusOr<int64_t> Store::RegisterWorker(const std::string& host, const std::string& device,
                                               int64_t now) {
-  std::lock_guard lock(mutex_);
-  Statement& insert = statements_->insert_worker;
-  insert.Reset().Bind(1, host).Bind(2, device).Bind(3, now).Bind(4, now);
-  SWEEP_RETURN_IF_ERROR(insert.Run());
-  return sqlite3_last_insert_rowid(db_);
+  return Write<int64_t>([&]() -> absl::StatusOr<int64_t> {
+    Statement& insert = statements_->insert_worker;
+    insert.Reset().Bind(1, host).Bind(2, device).Bind(3, now).Bind(4, now);
+    SWEEP_RETURN_IF_ERROR(insert.Run());
+    return sqlite3_last_insert_rowid(db_);
+  });
 }
 
 absl::StatusOr<std::vector<v1::Worker>> Store::ListWorkers() {
@@ -671,51 +741,48 @@ absl::StatusOr<std::vector<v1::Worker>> Store::ListWorkers() {
 
 absl::StatusOr<std::optional<LeaseGrant>> Store::AcquireTrial(int64_t worker_id, int64_t now,
                                                               int64_t lease_ms) {
-  std::lock_guard lock(mutex_);
-  Transaction transaction(db_);
-  SWEEP_RETURN_IF_ERROR(transaction.status());
-  Statement& touch = statements_->touch_worker_seen;
-  touch.Reset().Bind(1, now).Bind(2, worker_id);
-  SWEEP_RETURN_IF_ERROR(touch.Run());
+  return Write<std::optional<LeaseGrant>>([&]() -> absl::StatusOr<std::optional<LeaseGrant>> {
+    Statement& touch = statements_->touch_worker_seen;
+    touch.Reset().Bind(1, now).Bind(2, worker_id);
+    SWEEP_RETURN_IF_ERROR(touch.Run());
 
-  Statement& next_sweep = statements_->next_sweep;
-  next_sweep.Reset();
-  absl::StatusOr<bool> found = next_sweep.Step();
-  if (!found.ok()) return found.status();
-  if (!*found) {
-    SWEEP_RETURN_IF_ERROR(transaction.Commit());
-    return std::nullopt;
-  }
-  const int64_t sweep_id = next_sweep.ColumnInt(0);
-  next_sweep.Reset();
-  Statement& next = statements_->next_pending;
-  next.Reset().Bind(1, sweep_id);
-  absl::StatusOr<bool> row = next.Step();
-  if (!row.ok()) return row.status();
-  if (!*row)
-    return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
-  LeaseGrant grant;
-  grant.trial_id = next.ColumnInt(0);
-  grant.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
-  grant.sweep_id = next.ColumnInt(2);
-  grant.params_json = next.ColumnText(3);
-  grant.trial_seed =
-      TrialSeed(static_cast<uint64_t>(next.ColumnInt(5)), static_cast<uint64_t>(next.ColumnInt(4)));
-  grant.lease_expires_ms = now + lease_ms;
-  next.Reset();
+    Statement& next_sweep = statements_->next_sweep;
+    next_sweep.Reset();
+    absl::StatusOr<bool> found = next_sweep.Step();
+    if (!found.ok()) return found.status();
+    if (!*found) {
+      return std::nullopt;
+    }
+    const int64_t sweep_id = next_sweep.ColumnInt(0);
+    next_sweep.Reset();
+    Statement& next = statements_->next_pending;
+    next.Reset().Bind(1, sweep_id);
+    absl::StatusOr<bool> row = next.Step();
+    if (!row.ok()) return row.status();
+    if (!*row)
+      return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
+    LeaseGrant grant;
+    grant.trial_id = next.ColumnInt(0);
+    grant.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
+    grant.sweep_id = next.ColumnInt(2);
+    grant.params_json = next.ColumnText(3);
+    grant.trial_seed = TrialSeed(static_cast<uint64_t>(next.ColumnInt(5)),
+                                 static_cast<uint64_t>(next.ColumnInt(4)));
+    grant.lease_expires_ms = now + lease_ms;
+    next.Reset();
 
-  Statement& lease = statements_->lease_trial;
-  lease.Reset()
-      .Bind(1, worker_id)
-      .Bind(2, grant.lease_expires_ms)
-      .Bind(3, now)
-      .Bind(4, grant.trial_id);
-  SWEEP_RETURN_IF_ERROR(lease.Run());
-  Statement& assign = statements_->touch_worker;
-  assign.Reset().Bind(1, now).Bind(2, grant.trial_id).Bind(3, worker_id);
-  SWEEP_RETURN_IF_ERROR(assign.Run());
-  SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  return grant;
+    Statement& lease = statements_->lease_trial;
+    lease.Reset()
+        .Bind(1, worker_id)
+        .Bind(2, grant.lease_expires_ms)
+        .Bind(3, now)
+        .Bind(4, grant.trial_id);
+    SWEEP_RETURN_IF_ERROR(lease.Run());
+    Statement& assign = statements_->touch_worker;
+    assign.Reset().Bind(1, now).Bind(2, grant.trial_id).Bind(3, worker_id);
+    SWEEP_RETURN_IF_ERROR(assign.Run());
+    return grant;
+  });
 }
 
 absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state,
@@ -744,279 +811,270 @@ absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* st
 absl::StatusOr<LeaseRenewal> Store::RecordProgress(const v1::Lease& lease, int64_t worker_id,
                                                    const std::vector<v1::MetricRow>& rows,
                                                    int64_t now, int64_t lease_ms) {
-  std::lock_guard lock(mutex_);
-  Transaction transaction(db_);
-  SWEEP_RETURN_IF_ERROR(transaction.status());
-  v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
-  int64_t sweep_id = 0;
-  SWEEP_RETURN_IF_ERROR(CheckCurrentLease(lease, &state, &sweep_id));
-  Statement& lease_state = statements_->lease_state;
-  lease_state.Reset().Bind(1, lease.trial_id());
-  SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
-  int64_t acked_seq = lease_state.ColumnInt(2);
-  LeaseRenewal renewal;
-  renewal.sweep_id = sweep_id;
-  renewal.params_json = lease_state.ColumnText(4);
-  if (!lease_state.ColumnIsNull(5)) {
-    renewal.stop = v1::STOP_REASON_EARLY_STOPPED;
-    renewal.stop_message = lease_state.ColumnText(5);
-  }
-  lease_state.Reset();
-
-  if (state == v1::TRIAL_STATE_CANCELLED) {
-    renewal.stop = v1::STOP_REASON_CANCELLED;
-    renewal.stop_message = "trial " + std::to_string(lease.trial_id()) + " was cancelled";
-    renewal.acked_seq = acked_seq;
-    return renewal;
-  }
-  if (state != v1::TRIAL_STATE_RUNNING) {
-    return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) + " attempt " +
-                              std::to_string(lease.attempt()) +
-                              " is no longer current: the trial is " + StateName(state));
-  }
-
-  Statement& insert = statements_->insert_metric;
-  for (const v1::MetricRow& row : rows) {
-    insert.Reset()
-        .Bind(1, lease.trial_id())
-        .Bind(2, int64_t{lease.attempt()})
-        .Bind(3, row.seq())
-        .Bind(4, int64_t{row.epoch()})
-        .Bind(5, row.step())
-        .Bind(6, row.name());
-    if (std::isnan(row.value())) {
-      insert.BindNull(7);
-    } else {
-      insert.Bind(7, row.value());
+  return Write<LeaseRenewal>([&]() -> absl::StatusOr<LeaseRenewal> {
+    v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
+    int64_t sweep_id = 0;
+    SWEEP_RETURN_IF_ERROR(CheckCurrentLease(lease, &state, &sweep_id));
+    Statement& lease_state = statements_->lease_state;
+    lease_state.Reset().Bind(1, lease.trial_id());
+    SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
+    int64_t acked_seq = lease_state.ColumnInt(2);
+    LeaseRenewal renewal;
+    renewal.sweep_id = sweep_id;
+    renewal.params_json = lease_state.ColumnText(4);
+    if (!lease_state.ColumnIsNull(5)) {
+      renewal.stop = v1::STOP_REASON_EARLY_STOPPED;
+      renewal.stop_message = lease_state.ColumnText(5);
     }
-    SWEEP_RETURN_IF_ERROR(insert.Run());
-    if (sqlite3_changes(db_) > 0) {
-      renewal.inserted.push_back(row);
-      // The column ranks running trials by their latest value; NaN and infinities never
-      // rank, so they store NULL.
-      if (row.name() == "val_accuracy") {
-        Statement& latest = statements_->set_latest_val_accuracy;
-        latest.Reset().Bind(2, lease.trial_id());
-        if (std::isfinite(row.value())) {
-          latest.Bind(1, row.value());
-        } else {
-          latest.BindNull(1);
-        }
-        SWEEP_RETURN_IF_ERROR(latest.Run());
+    lease_state.Reset();
+
+    if (state == v1::TRIAL_STATE_CANCELLED) {
+      renewal.stop = v1::STOP_REASON_CANCELLED;
+      renewal.stop_message = "trial " + std::to_string(lease.trial_id()) + " was cancelled";
+      renewal.acked_seq = acked_seq;
+      return renewal;
+    }
+    if (state != v1::TRIAL_STATE_RUNNING) {
+      return absl::AbortedError("lease of trial " + std::to_string(lease.trial_id()) + " attempt " +
+                                std::to_string(lease.attempt()) +
+                                " is no longer current: the trial is " + StateName(state));
+    }
+
+    Statement& insert = statements_->insert_metric;
+    for (const v1::MetricRow& row : rows) {
+      insert.Reset()
+          .Bind(1, lease.trial_id())
+          .Bind(2, int64_t{lease.attempt()})
+          .Bind(3, row.seq())
+          .Bind(4, int64_t{row.epoch()})
+          .Bind(5, row.step())
+          .Bind(6, row.name());
+      if (std::isnan(row.value())) {
+        insert.BindNull(7);
+      } else {
+        insert.Bind(7, row.value());
       }
+      SWEEP_RETURN_IF_ERROR(insert.Run());
+      if (sqlite3_changes(db_) > 0) {
+        renewal.inserted.push_back(row);
+        // The column ranks running trials by their latest value; NaN and infinities never
+        // rank, so they store NULL.
+        if (row.name() == "val_accuracy") {
+          Statement& latest = statements_->set_latest_val_accuracy;
+          latest.Reset().Bind(2, lease.trial_id());
+          if (std::isfinite(row.value())) {
+            latest.Bind(1, row.value());
+          } else {
+            latest.BindNull(1);
+          }
+          SWEEP_RETURN_IF_ERROR(latest.Run());
+        }
+      }
+      acked_seq = std::max(acked_seq, row.seq());
     }
-    acked_seq = std::max(acked_seq, row.seq());
-  }
-  renewal.acked_seq = acked_seq;
-  renewal.lease_expires_ms = now + lease_ms;
-  if (renewal.stop == v1::STOP_REASON_UNSPECIFIED) {
-    // Deciding in the transaction that stores the rows keeps decisions reproducible, because
-    // a restart never reads the rows without the decision they led to.
-    SWEEP_RETURN_IF_ERROR(ApplyStoppingRule(lease, renewal));
-  }
-  int64_t epoch = 0;
-  for (const v1::MetricRow& row : rows) epoch = std::max<int64_t>(epoch, row.epoch());
-  Statement& renew = statements_->renew_lease;
-  renew.Reset()
-      .Bind(1, renewal.lease_expires_ms)
-      .Bind(2, acked_seq)
-      .Bind(3, epoch)
-      .Bind(4, lease.trial_id());
-  SWEEP_RETURN_IF_ERROR(renew.Run());
-  Statement& touch = statements_->touch_worker_seen;
-  touch.Reset().Bind(1, now).Bind(2, worker_id);
-  SWEEP_RETURN_IF_ERROR(touch.Run());
-  SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  return renewal;
+    renewal.acked_seq = acked_seq;
+    renewal.lease_expires_ms = now + lease_ms;
+    if (renewal.stop == v1::STOP_REASON_UNSPECIFIED) {
+      // Deciding in the transaction that stores the rows keeps decisions reproducible, because
+      // a restart never reads the rows without the decision they led to.
+      SWEEP_RETURN_IF_ERROR(ApplyStoppingRule(lease, renewal));
+    }
+    int64_t epoch = 0;
+    for (const v1::MetricRow& row : rows) epoch = std::max<int64_t>(epoch, row.epoch());
+    Statement& renew = statements_->renew_lease;
+    renew.Reset()
+        .Bind(1, renewal.lease_expires_ms)
+        .Bind(2, acked_seq)
+        .Bind(3, epoch)
+        .Bind(4, lease.trial_id());
+    SWEEP_RETURN_IF_ERROR(renew.Run());
+    Statement& touch = statements_->touch_worker_seen;
+    touch.Reset().Bind(1, now).Bind(2, worker_id);
+    SWEEP_RETURN_IF_ERROR(touch.Run());
+    return renewal;
+  });
 }
 
 absl::StatusOr<FinishResult> Store::FinishTrial(const FinishReport& report, int64_t now) {
-  std::lock_guard lock(mutex_);
-  Transaction transaction(db_);
-  SWEEP_RETURN_IF_ERROR(transaction.status());
-  v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
-  FinishResult result;
-  SWEEP_RETURN_IF_ERROR(CheckCurrentLease(report.lease, &state, &result.sweep_id));
+  return Write<FinishResult>([&]() -> absl::StatusOr<FinishResult> {
+    v1::TrialState state = v1::TRIAL_STATE_UNSPECIFIED;
+    FinishResult result;
+    SWEEP_RETURN_IF_ERROR(CheckCurrentLease(report.lease, &state, &result.sweep_id));
 
-  v1::TrialState target = v1::TRIAL_STATE_UNSPECIFIED;
-  switch (report.outcome) {
-    case v1::TRIAL_OUTCOME_COMPLETED:
-      target = v1::TRIAL_STATE_COMPLETED;
-      break;
-    case v1::TRIAL_OUTCOME_FAILED:
-      target = v1::TRIAL_STATE_FAILED;
-      break;
-    case v1::TRIAL_OUTCOME_STOPPED:
-      target = v1::TRIAL_STATE_STOPPED;
-      break;
-    case v1::TRIAL_OUTCOME_RELEASED:
-      target = v1::TRIAL_STATE_PENDING;
-      break;
-    default:
-      return absl::InvalidArgumentError("finish report of trial " +
-                                        std::to_string(report.lease.trial_id()) +
-                                        " has no outcome; set COMPLETED, FAILED or STOPPED");
-  }
-  result.state = state;
-  if (target == v1::TRIAL_STATE_PENDING) {
-    if (state != v1::TRIAL_STATE_RUNNING) return result;
-    Statement& requeue = statements_->requeue;
-    requeue.Reset().Bind(1, report.lease.trial_id());
-    SWEEP_RETURN_IF_ERROR(requeue.Run());
+    v1::TrialState target = v1::TRIAL_STATE_UNSPECIFIED;
+    switch (report.outcome) {
+      case v1::TRIAL_OUTCOME_COMPLETED:
+        target = v1::TRIAL_STATE_COMPLETED;
+        break;
+      case v1::TRIAL_OUTCOME_FAILED:
+        target = v1::TRIAL_STATE_FAILED;
+        break;
+      case v1::TRIAL_OUTCOME_STOPPED:
+        target = v1::TRIAL_STATE_STOPPED;
+        break;
+      case v1::TRIAL_OUTCOME_RELEASED:
+        target = v1::TRIAL_STATE_PENDING;
+        break;
+      default:
+        return absl::InvalidArgumentError("finish report of trial " +
+                                          std::to_string(report.lease.trial_id()) +
+                                          " has no outcome; set COMPLETED, FAILED or STOPPED");
+    }
+    result.state = state;
+    if (target == v1::TRIAL_STATE_PENDING) {
+      if (state != v1::TRIAL_STATE_RUNNING) return result;
+      Statement& requeue = statements_->requeue;
+      requeue.Reset().Bind(1, report.lease.trial_id());
+      SWEEP_RETURN_IF_ERROR(requeue.Run());
+      Statement& clear = statements_->clear_worker_trial;
+      clear.Reset().Bind(1, now).Bind(2, report.worker_id).Bind(3, report.lease.trial_id());
+      SWEEP_RETURN_IF_ERROR(clear.Run());
+      result.state = target;
+      result.changed = true;
+      return result;
+    }
+    if (IsFinal(state)) {
+      // A retried report of an outcome already stored, or a stop the coordinator decided.
+      if (state == target || state == v1::TRIAL_STATE_CANCELLED) return result;
+      return absl::AbortedError("trial " + std::to_string(report.lease.trial_id()) +
+                                " already ended as " + StateName(state));
+    }
+    if (state != v1::TRIAL_STATE_RUNNING) {
+      return absl::AbortedError("lease of trial " + std::to_string(report.lease.trial_id()) +
+                                " is no longer current: the trial is " + StateName(state));
+    }
+    Statement& lease_state = statements_->lease_state;
+    lease_state.Reset().Bind(1, report.lease.trial_id());
+    SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
+    const int64_t acked_seq = lease_state.ColumnInt(2);
+    const std::string stop_reason = lease_state.ColumnText(5);
+    lease_state.Reset();
+    if (report.last_seq > acked_seq) {
+      return absl::FailedPreconditionError(
+          "trial " + std::to_string(report.lease.trial_id()) + " has metric rows up to seq " +
+          std::to_string(acked_seq) + " stored but the report says " +
+          std::to_string(report.last_seq) + "; send the remaining rows first");
+    }
+
+    double val_accuracy = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& [name, value] : report.final_metrics) {
+      if (name == "best_val_accuracy" || (name == "val_accuracy" && std::isnan(val_accuracy))) {
+        val_accuracy = value;
+      }
+    }
+    Statement& finish = statements_->finish_trial;
+    finish.Reset().Bind(1, int64_t{target}).Bind(2, now);
+    if (std::isfinite(val_accuracy)) {
+      finish.Bind(3, val_accuracy);
+    } else {
+      finish.BindNull(3);
+    }
+    const bool early_stop = target == v1::TRIAL_STATE_STOPPED && !stop_reason.empty();
+    finish.Bind(4, MetricsToJson(report.final_metrics))
+        .Bind(5, early_stop ? stop_reason : report.failure_reason)
+        .Bind(6, report.checkpoint_path)
+        .Bind(7, report.lease.trial_id());
+    SWEEP_RETURN_IF_ERROR(finish.Run());
     Statement& clear = statements_->clear_worker_trial;
     clear.Reset().Bind(1, now).Bind(2, report.worker_id).Bind(3, report.lease.trial_id());
     SWEEP_RETURN_IF_ERROR(clear.Run());
-    SWEEP_RETURN_IF_ERROR(transaction.Commit());
     result.state = target;
     result.changed = true;
     return result;
-  }
-  if (IsFinal(state)) {
-    // A retried report of an outcome already stored, or a stop the coordinator decided.
-    if (state == target || state == v1::TRIAL_STATE_CANCELLED) return result;
-    return absl::AbortedError("trial " + std::to_string(report.lease.trial_id()) +
-                              " already ended as " + StateName(state));
-  }
-  if (state != v1::TRIAL_STATE_RUNNING) {
-    return absl::AbortedError("lease of trial " + std::to_string(report.lease.trial_id()) +
-                              " is no longer current: the trial is " + StateName(state));
-  }
-  Statement& lease_state = statements_->lease_state;
-  lease_state.Reset().Bind(1, report.lease.trial_id());
-  SWEEP_RETURN_IF_ERROR(lease_state.Step().status());
-  const int64_t acked_seq = lease_state.ColumnInt(2);
-  const std::string stop_reason = lease_state.ColumnText(5);
-  lease_state.Reset();
-  if (report.last_seq > acked_seq) {
-    return absl::FailedPreconditionError(
-        "trial " + std::to_string(report.lease.trial_id()) + " has metric rows up to seq " +
-        std::to_string(acked_seq) + " stored but the report says " +
-        std::to_string(report.last_seq) + "; send the remaining rows first");
-  }
-
-  double val_accuracy = std::numeric_limits<double>::quiet_NaN();
-  for (const auto& [name, value] : report.final_metrics) {
-    if (name == "best_val_accuracy" || (name == "val_accuracy" && std::isnan(val_accuracy))) {
-      val_accuracy = value;
-    }
-  }
-  Statement& finish = statements_->finish_trial;
-  finish.Reset().Bind(1, int64_t{target}).Bind(2, now);
-  if (std::isfinite(val_accuracy)) {
-    finish.Bind(3, val_accuracy);
-  } else {
-    finish.BindNull(3);
-  }
-  const bool early_stop = target == v1::TRIAL_STATE_STOPPED && !stop_reason.empty();
-  finish.Bind(4, MetricsToJson(report.final_metrics))
-      .Bind(5, early_stop ? stop_reason : report.failure_reason)
-      .Bind(6, report.checkpoint_path)
-      .Bind(7, report.lease.trial_id());
-  SWEEP_RETURN_IF_ERROR(finish.Run());
-  Statement& clear = statements_->clear_worker_trial;
-  clear.Reset().Bind(1, now).Bind(2, report.worker_id).Bind(3, report.lease.trial_id());
-  SWEEP_RETURN_IF_ERROR(clear.Run());
-  SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  result.state = target;
-  result.changed = true;
-  return result;
+  });
 }
 
 absl::StatusOr<v1::CancelResponse> Store::Cancel(int64_t sweep_id, int64_t trial_id, int64_t now) {
-  std::lock_guard lock(mutex_);
-  Statement& select = statements_->select_sweep;
-  select.Reset().Bind(1, sweep_id);
-  absl::StatusOr<bool> found = select.Step();
-  select.Reset();
-  if (!found.ok()) return found.status();
-  if (!*found) return absl::NotFoundError("sweep " + std::to_string(sweep_id) + " not found");
-  if (trial_id != 0) {
-    Statement& trial = statements_->lease_state;
-    trial.Reset().Bind(1, trial_id);
-    absl::StatusOr<bool> row = trial.Step();
-    if (!row.ok()) return row.status();
-    const bool belongs = *row && trial.ColumnInt(3) == sweep_id;
-    trial.Reset();
-    if (!belongs) {
-      return absl::NotFoundError("trial " + std::to_string(trial_id) + " not found in sweep " +
-                                 std::to_string(sweep_id));
+  return Write<v1::CancelResponse>([&]() -> absl::StatusOr<v1::CancelResponse> {
+    Statement& select = statements_->select_sweep;
+    select.Reset().Bind(1, sweep_id);
+    absl::StatusOr<bool> found = select.Step();
+    select.Reset();
+    if (!found.ok()) return found.status();
+    if (!*found) return absl::NotFoundError("sweep " + std::to_string(sweep_id) + " not found");
+    if (trial_id != 0) {
+      Statement& trial = statements_->lease_state;
+      trial.Reset().Bind(1, trial_id);
+      absl::StatusOr<bool> row = trial.Step();
+      if (!row.ok()) return row.status();
+      const bool belongs = *row && trial.ColumnInt(3) == sweep_id;
+      trial.Reset();
+      if (!belongs) {
+        return absl::NotFoundError("trial " + std::to_string(trial_id) + " not found in sweep " +
+                                   std::to_string(sweep_id));
+      }
     }
-  }
 
-  Transaction transaction(db_);
-  SWEEP_RETURN_IF_ERROR(transaction.status());
-  v1::CancelResponse response;
-  Statement& cancel = statements_->cancel_trials;
-  for (int state : {v1::TRIAL_STATE_PENDING, v1::TRIAL_STATE_RUNNING}) {
-    cancel.Reset()
-        .Bind(1, now)
-        .Bind(2, sweep_id)
-        .Bind(3, int64_t{state})
-        .Bind(4, trial_id)
-        .Bind(5, trial_id);
-    SWEEP_RETURN_IF_ERROR(cancel.Run());
-    const int64_t changed = sqlite3_changes(db_);
-    if (state == v1::TRIAL_STATE_PENDING) {
-      response.set_cancelled_pending(changed);
-    } else {
-      response.set_cancelled_running(changed);
+    v1::CancelResponse response;
+    Statement& cancel = statements_->cancel_trials;
+    for (int state : {v1::TRIAL_STATE_PENDING, v1::TRIAL_STATE_RUNNING}) {
+      cancel.Reset()
+          .Bind(1, now)
+          .Bind(2, sweep_id)
+          .Bind(3, int64_t{state})
+          .Bind(4, trial_id)
+          .Bind(5, trial_id);
+      SWEEP_RETURN_IF_ERROR(cancel.Run());
+      const int64_t changed = sqlite3_changes(db_);
+      if (state == v1::TRIAL_STATE_PENDING) {
+        response.set_cancelled_pending(changed);
+      } else {
+        response.set_cancelled_running(changed);
+      }
     }
-  }
-  if (trial_id == 0) {
-    Statement& flag = statements_->cancel_sweep_flag;
-    flag.Reset().Bind(1, sweep_id);
-    SWEEP_RETURN_IF_ERROR(flag.Run());
-  }
-  SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  return response;
+    if (trial_id == 0) {
+      Statement& flag = statements_->cancel_sweep_flag;
+      flag.Reset().Bind(1, sweep_id);
+      SWEEP_RETURN_IF_ERROR(flag.Run());
+    }
+    return response;
+  });
 }
 
 absl::StatusOr<ExpiredLeases> Store::ExpireLeases(int64_t now) {
-  std::lock_guard lock(mutex_);
-  Transaction transaction(db_);
-  SWEEP_RETURN_IF_ERROR(transaction.status());
-  struct Expired {
-    int64_t trial_id;
-    int64_t attempt;
-    int64_t max_attempts;
-    int64_t worker_id;
-  };
-  std::vector<Expired> expired;
-  Statement& select = statements_->expired;
-  select.Reset().Bind(1, now);
-  while (true) {
-    absl::StatusOr<bool> row = select.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    expired.push_back(
-        {select.ColumnInt(0), select.ColumnInt(1), select.ColumnInt(2), select.ColumnInt(3)});
-  }
-
-  ExpiredLeases result;
-  for (const Expired& trial : expired) {
-    if (trial.attempt >= trial.max_attempts) {
-      Statement& fail = statements_->fail_trial;
-      fail.Reset()
-          .Bind(1, now)
-          .Bind(2, "lease expired on attempt " + std::to_string(trial.attempt) + " of " +
-                       std::to_string(trial.max_attempts) + " (worker " +
-                       std::to_string(trial.worker_id) + " stopped sending heartbeats)")
-          .Bind(3, trial.trial_id);
-      SWEEP_RETURN_IF_ERROR(fail.Run());
-      ++result.failed;
-      spdlog::warn("trial={} attempt={} worker={} lease expired; trial failed after {} attempts",
-                   trial.trial_id, trial.attempt, trial.worker_id, trial.attempt);
-    } else {
-      Statement& requeue = statements_->requeue;
-      requeue.Reset().Bind(1, trial.trial_id);
-      SWEEP_RETURN_IF_ERROR(requeue.Run());
-      ++result.requeued;
-      spdlog::warn("trial={} attempt={} worker={} lease expired; trial requeued", trial.trial_id,
-                   trial.attempt, trial.worker_id);
+  return Write<ExpiredLeases>([&]() -> absl::StatusOr<ExpiredLeases> {
+    struct Expired {
+      int64_t trial_id;
+      int64_t attempt;
+      int64_t max_attempts;
+      int64_t worker_id;
+    };
+    std::vector<Expired> expired;
+    Statement& select = statements_->expired;
+    select.Reset().Bind(1, now);
+    while (true) {
+      absl::StatusOr<bool> row = select.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      expired.push_back(
+          {select.ColumnInt(0), select.ColumnInt(1), select.ColumnInt(2), select.ColumnInt(3)});
     }
-  }
-  SWEEP_RETURN_IF_ERROR(transaction.Commit());
-  return result;
+
+    ExpiredLeases result;
+    for (const Expired& trial : expired) {
+      if (trial.attempt >= trial.max_attempts) {
+        Statement& fail = statements_->fail_trial;
+        fail.Reset()
+            .Bind(1, now)
+            .Bind(2, "lease expired on attempt " + std::to_string(trial.attempt) + " of " +
+                         std::to_string(trial.max_attempts) + " (worker " +
+                         std::to_string(trial.worker_id) + " stopped sending heartbeats)")
+            .Bind(3, trial.trial_id);
+        SWEEP_RETURN_IF_ERROR(fail.Run());
+        ++result.failed;
+        spdlog::warn("trial={} attempt={} worker={} lease expired; trial failed after {} attempts",
+                     trial.trial_id, trial.attempt, trial.worker_id, trial.attempt);
+      } else {
+        Statement& requeue = statements_->requeue;
+        requeue.Reset().Bind(1, trial.trial_id);
+        SWEEP_RETURN_IF_ERROR(requeue.Run());
+        ++result.requeued;
+        spdlog::warn("trial={} attempt={} worker={} lease expired; trial requeued", trial.trial_id,
+                     trial.attempt, trial.worker_id);
+      }
+    }
+    return result;
+  });
 }
 
 absl::StatusOr<std::vector<int64_t>> Store::RunningTrialIds(int64_t sweep_id) {

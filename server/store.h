@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/value.h"
@@ -84,8 +86,12 @@ struct ExpiredLeases {
 };
 
 // Durable state of the coordinator in one SQLite file: sweeps, trials, metric rows and
-// workers. Every method is atomic (one transaction) and thread-safe; calls are serialized
-// on one connection, which is the only writer. Times are Unix milliseconds.
+// workers. Every method is atomic and thread-safe; calls are serialized on one connection,
+// which is the only writer. Times are Unix milliseconds.
+//
+// Group commit: writes that arrive while a transaction is being stored wait and are then
+// stored together in the next transaction, each in its own savepoint, so a failing write
+// leaves the others of its group intact. A write method returns after its group committed.
 //
 // Durability: WAL with synchronous=NORMAL, so a write whose call returned survives a crash
 // of the coordinator process; an operating system crash or power loss may lose the last
@@ -159,8 +165,21 @@ class Store {
   absl::Status ExecuteForTesting(const std::string& sql);
 
  private:
+  struct WriteJob {
+    absl::FunctionRef<absl::Status()> body;
+    absl::Status status;
+    bool done = false;
+  };
+
   explicit Store(sqlite3* db);
   absl::Status Migrate();
+  // Runs `body` in the next group transaction and returns once that transaction committed or
+  // failed. `body` runs on whichever calling thread stores the group.
+  absl::Status RunWrite(absl::FunctionRef<absl::Status()> body);
+  template <typename T>
+  absl::StatusOr<T> Write(absl::FunctionRef<absl::StatusOr<T>()> body);
+  // Stores `batch` in one transaction, one savepoint per job, and sets each job's status.
+  void CommitBatch(const std::vector<WriteJob*>& batch);
   absl::Status PrepareStatements();
   absl::StatusOr<v1::Sweep> ReadSweep(Statement& statement);
   absl::Status FillLatestMetrics(v1::Trial& trial);
@@ -171,8 +190,14 @@ class Store {
                                                                 int32_t max_epoch);
   absl::Status CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state, int64_t* sweep_id);
 
+  // Guards the connection: held to store a group and for every read.
   std::mutex mutex_;
   sqlite3* db_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable group_done_;
+  std::vector<WriteJob*> queue_ ABSL_GUARDED_BY(queue_mutex_);
+  bool committing_ ABSL_GUARDED_BY(queue_mutex_) = false;
   struct Statements;
   std::unique_ptr<Statements> statements_ ABSL_GUARDED_BY(mutex_);
 };

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -113,6 +114,60 @@ TEST_F(StoreTest, ConcurrentAcquireNeverDuplicates) {
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(ids.size(), 200u);
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 200u);
+}
+
+// Concurrent writes share group transactions; a write failing halfway must neither take
+// the others of its group down nor leave any of its own rows behind.
+TEST_F(StoreTest, ConcurrentWritesSucceedOrFailOnTheirOwn) {
+  constexpr int kThreads = 8;
+  constexpr int kTrialsPerThread = 2;
+  constexpr int kReports = 40;
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(kThreads * kTrialsPerThread), 0).ok());
+  std::vector<LeaseGrant> grants;
+  for (int i = 0; i < kThreads * kTrialsPerThread; ++i) grants.push_back(Acquire(1000, 60'000));
+  ASSERT_TRUE(store_
+                  ->ExecuteForTesting("CREATE TRIGGER poison BEFORE INSERT ON metrics "
+                                      "WHEN NEW.name = 'poison' BEGIN "
+                                      "SELECT RAISE(ABORT, 'poisoned row'); END")
+                  .ok());
+  std::atomic<int> stored = 0;
+  std::atomic<int> failed = 0;
+  std::atomic<int> unexpected = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int seq = 1; seq <= kReports; ++seq) {
+        for (int k = 0; k < kTrialsPerThread; ++k) {
+          const LeaseGrant& grant = grants[t * kTrialsPerThread + k];
+          absl::StatusOr<LeaseRenewal> good = store_->RecordProgress(
+              LeaseOf(grant), worker_, {Row(seq, "loss", 1.0 / seq)}, 1001, 60'000);
+          if (good.ok() && good->acked_seq == seq) {
+            ++stored;
+          } else {
+            ++unexpected;
+          }
+          // The poisoned row fails after the first row of the batch was inserted.
+          absl::StatusOr<LeaseRenewal> bad = store_->RecordProgress(
+              LeaseOf(grant), worker_, {Row(1000 + seq, "loss", 0.5), Row(2000 + seq, "poison", 0)},
+              1001, 60'000);
+          if (!bad.ok() && bad.status().message().find("poisoned row") != std::string::npos) {
+            ++failed;
+          } else {
+            ++unexpected;
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  constexpr int kWrites = kThreads * kTrialsPerThread * kReports;
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_EQ(stored.load(), kWrites);
+  EXPECT_EQ(failed.load(), kWrites);
+  store_.reset();
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM metrics"), kWrites);
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM metrics WHERE seq >= 1000"), 0);
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT MIN(acked_seq) FROM trials"), kReports);
 }
 
 TEST_F(StoreTest, DuplicateParametersAreRejected) {
