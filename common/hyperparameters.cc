@@ -193,4 +193,9 @@ std::optional<Augmentation> ParseAugmentation(std::string_view name) {
   return std::nullopt;
 }
 
+bool CanFuse(const Hyperparameters& a, const Hyperparameters& b) {
+  return a.conv1_depth == b.conv1_depth && a.conv2_depth == b.conv2_depth &&
+         a.dense_layer_units == b.dense_layer_units && a.batch_size == b.batch_size;
+}
+
 }  // namespace sweep

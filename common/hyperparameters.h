@@ -29,6 +29,12 @@ struct Hyperparameters {
   Augmentation augmentation = Augmentation::kNone;
 };
 
+// Returns true when trials with these hyperparameters can train in one fused group: equal
+// conv1_depth, conv2_depth and dense_layer_units (the weights stack into one tensor per
+// layer) and equal batch_size (the trials step together, one batch each per step). The
+// other hyperparameters, num_epochs included, may differ.
+bool CanFuse(const Hyperparameters& a, const Hyperparameters& b);
+
 // Upper limits that reject absurd values before a worker tries to allocate them.
 inline constexpr int64_t kMaxLayerWidth = 4096;  // conv1_depth, conv2_depth, dense_layer_units
 inline constexpr int64_t kMaxBatchSize = 65536;

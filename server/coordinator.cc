@@ -195,34 +195,45 @@ absl::StatusOr<v1::CancelResponse> Coordinator::Cancel(int64_t sweep_id, int64_t
 }
 
 absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
-    int64_t worker_id, int64_t wait_ms, const std::function<bool()>& abandoned) {
+    int64_t worker_id, int64_t wait_ms, int32_t max_trials,
+    const std::function<bool()>& abandoned) {
   const auto deadline =
       std::chrono::steady_clock::now() +
       std::chrono::milliseconds(std::clamp<int64_t>(wait_ms, 0, options_.max_acquire_wait_ms));
   uint64_t seen = change_count();
   while (true) {
-    absl::StatusOr<std::optional<LeaseGrant>> grant;
+    absl::StatusOr<std::vector<LeaseGrant>> grants;
     {
       ScopedLatencyTimer timer(metrics_ != nullptr ? &metrics_->acquire_latency : nullptr);
-      grant = store_.AcquireTrial(worker_id, NowUnixMs(), options_.lease_ms);
+      grants = store_.AcquireTrials(worker_id, NowUnixMs(), options_.lease_ms, max_trials);
     }
-    if (!grant.ok()) return grant.status();
+    if (!grants.ok()) return grants.status();
     v1::AcquireTrialResponse response;
-    if (grant->has_value()) {
-      const LeaseGrant& lease = **grant;
-      response.mutable_lease()->set_trial_id(lease.trial_id);
-      response.mutable_lease()->set_attempt(lease.attempt);
-      response.set_sweep_id(lease.sweep_id);
-      response.set_lease_expires_unix_ms(lease.lease_expires_ms);
-      response.set_trial_seed(lease.trial_seed);
-      absl::StatusOr<Assignment> assignment = AssignmentFromJson(lease.params_json);
-      if (!assignment.ok()) return assignment.status();
-      *response.mutable_params() = AssignmentToProto(*assignment);
-      spdlog::info("sweep={} trial={} attempt={} worker={} leased", lease.sweep_id, lease.trial_id,
-                   lease.attempt, worker_id);
-      if (tensorboard_ != nullptr) {
-        WarnOnTensorBoardError(
-            tensorboard_->WriteTrialStart(lease.sweep_id, lease.trial_id, *assignment));
+    if (!grants->empty()) {
+      for (const LeaseGrant& lease : *grants) {
+        absl::StatusOr<Assignment> assignment = AssignmentFromJson(lease.params_json);
+        if (!assignment.ok()) return assignment.status();
+        if (lease.trial_id == grants->front().trial_id) {
+          response.mutable_lease()->set_trial_id(lease.trial_id);
+          response.mutable_lease()->set_attempt(lease.attempt);
+          response.set_sweep_id(lease.sweep_id);
+          response.set_lease_expires_unix_ms(lease.lease_expires_ms);
+          response.set_trial_seed(lease.trial_seed);
+          *response.mutable_params() = AssignmentToProto(*assignment);
+        } else {
+          v1::GroupedTrial& grouped = *response.add_grouped_trials();
+          grouped.mutable_lease()->set_trial_id(lease.trial_id);
+          grouped.mutable_lease()->set_attempt(lease.attempt);
+          grouped.set_trial_seed(lease.trial_seed);
+          *grouped.mutable_params() = AssignmentToProto(*assignment);
+        }
+        spdlog::info("sweep={} trial={} attempt={} worker={} leased{}", lease.sweep_id,
+                     lease.trial_id, lease.attempt, worker_id,
+                     grants->size() > 1 ? fmt::format(" in a group of {}", grants->size()) : "");
+        if (tensorboard_ != nullptr) {
+          WarnOnTensorBoardError(
+              tensorboard_->WriteTrialStart(lease.sweep_id, lease.trial_id, *assignment));
+        }
       }
       NotifyChange();
       return response;

@@ -61,9 +61,11 @@ class Coordinator {
   absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(const v1::SubmitSweepRequest& request);
   absl::StatusOr<v1::CancelResponse> Cancel(int64_t sweep_id, int64_t trial_id);
 
-  // Leases a pending trial, waiting up to wait_ms for one to appear. Returns a response
+  // Leases a pending trial, waiting up to wait_ms for one to appear, and with it up to
+  // max_trials - 1 trials that fuse with it (Store::AcquireTrials). Returns a response
   // without a lease when none did, `abandoned` returned true or the coordinator shuts down.
   absl::StatusOr<v1::AcquireTrialResponse> AcquireTrial(int64_t worker_id, int64_t wait_ms,
+                                                        int32_t max_trials,
                                                         const std::function<bool()>& abandoned);
 
   // Stores a trial stream's metric rows and renews its lease.

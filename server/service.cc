@@ -11,6 +11,8 @@ namespace {
 
 constexpr size_t kMaxStringLength = 1024;
 constexpr int kMaxRowsPerUpdate = 10'000;
+// Largest AcquireTrialRequest.max_trials.
+constexpr int32_t kMaxGroupTrials = 256;
 
 bool IsFinalSweep(v1::SweepState state) {
   return state == v1::SWEEP_STATE_COMPLETED || state == v1::SWEEP_STATE_FAILED ||
@@ -184,8 +186,13 @@ grpc::Status WorkerServiceImpl::AcquireTrial(grpc::ServerContext* context,
     return denied;
   }
   if (request->worker_id() <= 0) return Invalid("worker_id is missing; call RegisterWorker first");
-  absl::StatusOr<v1::AcquireTrialResponse> result = coordinator_.AcquireTrial(
-      request->worker_id(), request->wait_ms(), [context] { return context->IsCancelled(); });
+  if (request->max_trials() < 0 || request->max_trials() > kMaxGroupTrials) {
+    return Invalid("max_trials " + std::to_string(request->max_trials()) +
+                   " is out of range; pass 0 to " + std::to_string(kMaxGroupTrials));
+  }
+  absl::StatusOr<v1::AcquireTrialResponse> result =
+      coordinator_.AcquireTrial(request->worker_id(), request->wait_ms(), request->max_trials(),
+                                [context] { return context->IsCancelled(); });
   if (!result.ok()) return ToGrpcStatus(result.status());
   *response = *std::move(result);
   return grpc::Status::OK;

@@ -202,11 +202,27 @@ struct Store::Statements {
         // Fair share: the sweep with pending trials and the fewest running ones goes first,
         // older sweeps break ties, and a sweep at its concurrency limit waits.
         next_sweep(db,
-                   "SELECT s.id FROM sweep_state_counts p JOIN sweeps s ON s.id = p.sweep_id "
+                   "SELECT s.id, s.max_concurrent_trials, IFNULL(r.count, 0) "
+                   "FROM sweep_state_counts p JOIN sweeps s ON s.id = p.sweep_id "
                    "LEFT JOIN sweep_state_counts r ON r.sweep_id = p.sweep_id AND r.state = 2 "
                    "WHERE p.state = 1 AND p.count > 0 AND (s.max_concurrent_trials = 0 "
                    "OR IFNULL(r.count, 0) < s.max_concurrent_trials) "
                    "ORDER BY IFNULL(r.count, 0), s.id LIMIT 1"),
+        fusable_pending(
+            db,
+            "SELECT id, attempt, params_json, ordinal FROM (SELECT id, attempt, params_json, "
+            "ordinal FROM trials WHERE state = 1 AND sweep_id = ?1 AND id != ?2 "
+            "ORDER BY ordinal LIMIT " +
+                std::to_string(kFusionWindow) +
+                ") "
+                "WHERE json_extract(params_json, '$.conv1_depth') IS json_extract(?3, "
+                "'$.conv1_depth') "
+                "AND json_extract(params_json, '$.conv2_depth') IS json_extract(?3, "
+                "'$.conv2_depth') "
+                "AND json_extract(params_json, '$.dense_layer_units') IS "
+                "json_extract(?3, '$.dense_layer_units') "
+                "AND json_extract(params_json, '$.batch_size') IS json_extract(?3, '$.batch_size') "
+                "ORDER BY ordinal LIMIT ?4"),
         next_pending(db,
                      "SELECT t.id, t.attempt, t.sweep_id, t.params_json, t.ordinal, s.seed "
                      "FROM trials t JOIN sweeps s ON s.id = t.sweep_id "
@@ -271,6 +287,7 @@ struct Store::Statements {
   Statement select_workers;
   Statement next_sweep;
   Statement next_pending;
+  Statement fusable_pending;
   Statement lease_trial;
   Statement lease_state;
   Statement select_stopping_rule;
@@ -303,6 +320,7 @@ struct Store::Statements {
                                        &select_workers,
                                        &next_sweep,
                                        &next_pending,
+                                       &fusable_pending,
                                        &lease_trial,
                                        &lease_state,
                                        &select_stopping_rule,
@@ -741,7 +759,16 @@ absl::StatusOr<std::vector<v1::Worker>> Store::ListWorkers() {
 
 absl::StatusOr<std::optional<LeaseGrant>> Store::AcquireTrial(int64_t worker_id, int64_t now,
                                                               int64_t lease_ms) {
-  return Write<std::optional<LeaseGrant>>([&]() -> absl::StatusOr<std::optional<LeaseGrant>> {
+  absl::StatusOr<std::vector<LeaseGrant>> grants = AcquireTrials(worker_id, now, lease_ms, 1);
+  if (!grants.ok()) return grants.status();
+  if (grants->empty()) return std::nullopt;
+  return grants->front();
+}
+
+absl::StatusOr<std::vector<LeaseGrant>> Store::AcquireTrials(int64_t worker_id, int64_t now,
+                                                             int64_t lease_ms, int32_t max_trials) {
+  return Write<std::vector<LeaseGrant>>([&]() -> absl::StatusOr<std::vector<LeaseGrant>> {
+    std::vector<LeaseGrant> grants;
     Statement& touch = statements_->touch_worker_seen;
     touch.Reset().Bind(1, now).Bind(2, worker_id);
     SWEEP_RETURN_IF_ERROR(touch.Run());
@@ -750,39 +777,84 @@ absl::StatusOr<std::optional<LeaseGrant>> Store::AcquireTrial(int64_t worker_id,
     next_sweep.Reset();
     absl::StatusOr<bool> found = next_sweep.Step();
     if (!found.ok()) return found.status();
-    if (!*found) {
-      return std::nullopt;
-    }
+    if (!*found) return grants;
     const int64_t sweep_id = next_sweep.ColumnInt(0);
+    const int64_t max_concurrent = next_sweep.ColumnInt(1);
+    const int64_t running = next_sweep.ColumnInt(2);
     next_sweep.Reset();
+    int64_t group_size = std::max<int64_t>(1, max_trials);
+    if (max_concurrent > 0) group_size = std::min(group_size, max_concurrent - running);
+
     Statement& next = statements_->next_pending;
     next.Reset().Bind(1, sweep_id);
     absl::StatusOr<bool> row = next.Step();
     if (!row.ok()) return row.status();
-    if (!*row)
+    if (!*row) {
       return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
-    LeaseGrant grant;
-    grant.trial_id = next.ColumnInt(0);
-    grant.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
-    grant.sweep_id = next.ColumnInt(2);
-    grant.params_json = next.ColumnText(3);
-    grant.trial_seed = TrialSeed(static_cast<uint64_t>(next.ColumnInt(5)),
-                                 static_cast<uint64_t>(next.ColumnInt(4)));
-    grant.lease_expires_ms = now + lease_ms;
+    }
+    const uint64_t sweep_seed = static_cast<uint64_t>(next.ColumnInt(5));
+    LeaseGrant& first = grants.emplace_back();
+    first.trial_id = next.ColumnInt(0);
+    first.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
+    first.sweep_id = sweep_id;
+    first.params_json = next.ColumnText(3);
+    first.trial_seed = TrialSeed(sweep_seed, static_cast<uint64_t>(next.ColumnInt(4)));
+    first.lease_expires_ms = now + lease_ms;
     next.Reset();
+    if (group_size > 1) SWEEP_RETURN_IF_ERROR(FindFusableTrials(group_size, sweep_seed, grants));
 
     Statement& lease = statements_->lease_trial;
-    lease.Reset()
-        .Bind(1, worker_id)
-        .Bind(2, grant.lease_expires_ms)
-        .Bind(3, now)
-        .Bind(4, grant.trial_id);
-    SWEEP_RETURN_IF_ERROR(lease.Run());
+    for (const LeaseGrant& grant : grants) {
+      lease.Reset()
+          .Bind(1, worker_id)
+          .Bind(2, grant.lease_expires_ms)
+          .Bind(3, now)
+          .Bind(4, grant.trial_id);
+      SWEEP_RETURN_IF_ERROR(lease.Run());
+    }
     Statement& assign = statements_->touch_worker;
-    assign.Reset().Bind(1, now).Bind(2, grant.trial_id).Bind(3, worker_id);
+    assign.Reset().Bind(1, now).Bind(2, first.trial_id).Bind(3, worker_id);
     SWEEP_RETURN_IF_ERROR(assign.Run());
-    return grant;
+    return grants;
   });
+}
+
+absl::Status Store::FindFusableTrials(int64_t group_size, uint64_t sweep_seed,
+                                      std::vector<LeaseGrant>& grants) {
+  const LeaseGrant first = grants.front();
+  absl::StatusOr<Assignment> assignment = AssignmentFromJson(first.params_json);
+  if (!assignment.ok()) return assignment.status();
+  absl::StatusOr<Hyperparameters> shape = HyperparametersFromAssignment(*assignment);
+  // A trial whose values a worker cannot train leases alone, and its worker reports why.
+  if (!shape.ok()) return absl::OkStatus();
+
+  Statement& select = statements_->fusable_pending;
+  select.Reset()
+      .Bind(1, first.sweep_id)
+      .Bind(2, first.trial_id)
+      .Bind(3, first.params_json)
+      .Bind(4, group_size - 1);
+  while (true) {
+    absl::StatusOr<bool> row = select.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    LeaseGrant grant;
+    grant.trial_id = select.ColumnInt(0);
+    grant.attempt = static_cast<int32_t>(select.ColumnInt(1)) + 1;
+    grant.sweep_id = first.sweep_id;
+    grant.params_json = select.ColumnText(2);
+    grant.trial_seed = TrialSeed(sweep_seed, static_cast<uint64_t>(select.ColumnInt(3)));
+    grant.lease_expires_ms = first.lease_expires_ms;
+    // The query compares the JSON values; the parsed hyperparameters decide.
+    absl::StatusOr<Assignment> candidate = AssignmentFromJson(grant.params_json);
+    if (!candidate.ok()) continue;
+    absl::StatusOr<Hyperparameters> candidate_shape = HyperparametersFromAssignment(*candidate);
+    if (candidate_shape.ok() && CanFuse(*shape, *candidate_shape)) {
+      grants.push_back(std::move(grant));
+    }
+  }
+  select.Reset();
+  return absl::OkStatus();
 }
 
 absl::Status Store::CheckCurrentLease(const v1::Lease& lease, v1::TrialState* state,

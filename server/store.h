@@ -26,6 +26,10 @@ namespace sweep::server {
 // Schema version written to PRAGMA user_version by the newest migration.
 inline constexpr int kSchemaVersion = 1;
 
+// AcquireTrials looks for trials to group with the first among this many pending trials
+// of its sweep (lowest ordinals first), which bounds the time a group lease takes.
+inline constexpr int kFusionWindow = 4096;
+
 struct NewSweep {
   std::string name;
   std::string grid_json;
@@ -125,6 +129,11 @@ class Store {
   // when none is pending.
   absl::StatusOr<std::optional<LeaseGrant>> AcquireTrial(int64_t worker_id, int64_t now,
                                                          int64_t lease_ms);
+  // Leases like AcquireTrial, then also up to max_trials - 1 further pending trials of the
+  // same sweep that CanFuse accepts with the first one, without exceeding the sweep's
+  // concurrency limit. Returns the first trial first; an empty vector when none is pending.
+  absl::StatusOr<std::vector<LeaseGrant>> AcquireTrials(int64_t worker_id, int64_t now,
+                                                        int64_t lease_ms, int32_t max_trials);
 
   // Stores metric rows of a current lease (rows already stored are skipped) and renews
   // the lease. When the rows bring a new val_accuracy epoch and the sweep has a stopping
@@ -183,6 +192,10 @@ class Store {
   absl::Status PrepareStatements();
   absl::StatusOr<v1::Sweep> ReadSweep(Statement& statement);
   absl::Status FillLatestMetrics(v1::Trial& trial);
+  // Appends to `grants` the pending trials that fuse with grants.front(), until the group
+  // has `group_size` trials or the fusion window is searched.
+  absl::Status FindFusableTrials(int64_t group_size, uint64_t sweep_seed,
+                                 std::vector<LeaseGrant>& grants);
   // Checks that the lease's attempt is the trial's current one; sets the trial's state and
   // sweep.
   absl::Status ApplyStoppingRule(const v1::Lease& lease, LeaseRenewal& renewal);

@@ -2,6 +2,9 @@
 // training on a subset of the real Fashion-MNIST files.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <thread>
+
 #include "tests/support/client.h"
 #include "tests/support/process.h"
 
@@ -56,6 +59,87 @@ TEST(EndToEnd, TwoTrialSweepLearnsOnRealData) {
       }
     }
   }
+}
+
+// Four trials of one architecture train as one fused group. The one-epoch trials end first
+// and are reported while the others train; one four-epoch trial is cancelled mid-group
+// and the remaining one completes.
+TEST(EndToEnd, FusedGroupKeepsEachTrialSeparate) {
+  TempDir dir;
+  const auto db = dir.path() / "sweep.db";
+  CoordinatorProcess coordinator(dir.path(), db);
+  Process worker(BinaryPath("worker/sweep-worker"),
+                 {"--coordinator", coordinator.address(), "--data-dir", SWEEP_FASHION_MNIST_DIR,
+                  "--max-train-images", "8000", "--validation-images", "1000", "--max-test-images",
+                  "2000", "--log-every-steps", "10", "--fuse-trials", "4", "--artifacts-dir",
+                  (dir.path() / "artifacts").string()},
+                 dir.path() / "worker.log");
+  TestClient client(coordinator.address());
+
+  const int64_t sweep_id = client.Submit(
+      R"({"conv1_depth": [8], "conv2_depth": [16], "dense_layer_units": [128],
+          "batch_size": [64], "keep_prob": [0.5, 0.7], "num_epochs": [1, 4]})",
+      4);
+  // Waits until a four-epoch trial stored its first row, then cancels it.
+  int64_t cancelled_id = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (cancelled_id == 0 && std::chrono::steady_clock::now() < deadline) {
+    for (const v1::Trial& trial : client.Trials(sweep_id)) {
+      if (trial.state() == v1::TRIAL_STATE_RUNNING && trial.epoch() >= 1 &&
+          QueryInt(db, "SELECT COUNT(*) FROM trials WHERE sweep_id = " + std::to_string(sweep_id) +
+                           " AND id = " + std::to_string(trial.id()) +
+                           " AND params_json LIKE '%\"num_epochs\":4%'") == 1) {
+        cancelled_id = trial.id();
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(cancelled_id, 0) << worker.Log();
+  {
+    grpc::ClientContext context;
+    v1::CancelRequest request;
+    request.set_sweep_id(sweep_id);
+    request.set_trial_id(cancelled_id);
+    v1::CancelResponse response;
+    ASSERT_TRUE(client.stub().Cancel(&context, request, &response).ok());
+  }
+
+  const v1::Sweep sweep = client.WaitForSweepEnd(sweep_id, std::chrono::minutes(5));
+  EXPECT_EQ(sweep.counts().completed(), 3) << worker.Log();
+  EXPECT_EQ(sweep.counts().cancelled(), 1);
+  EXPECT_NE(worker.Log().find("training started as one fused group"), std::string::npos)
+      << worker.Log();
+
+  std::set<std::string> checkpoints;
+  int64_t latest_one_epoch_end = 0;
+  int64_t three_epoch_end = 0;
+  for (const v1::Trial& trial : client.Trials(sweep_id)) {
+    SCOPED_TRACE("trial " + std::to_string(trial.id()));
+    EXPECT_EQ(trial.attempt(), 1);
+    const std::string id = std::to_string(trial.id());
+    const int64_t epochs = QueryInt(
+        db, "SELECT COUNT(*) FROM metrics WHERE name = 'val_accuracy' AND trial_id = " + id);
+    if (trial.id() == cancelled_id) {
+      EXPECT_EQ(trial.state(), v1::TRIAL_STATE_CANCELLED);
+      EXPECT_LT(epochs, 4);
+      continue;
+    }
+    EXPECT_EQ(trial.state(), v1::TRIAL_STATE_COMPLETED);
+    EXPECT_GT(Metric(trial, "test_accuracy"), 0.5);
+    checkpoints.insert(trial.checkpoint_path());
+    EXPECT_TRUE(std::filesystem::exists(trial.checkpoint_path())) << trial.checkpoint_path();
+    if (epochs == 1) {
+      latest_one_epoch_end = std::max(latest_one_epoch_end, trial.finished_unix_ms());
+    } else {
+      EXPECT_EQ(epochs, 4);
+      three_epoch_end = trial.finished_unix_ms();
+    }
+  }
+  EXPECT_EQ(checkpoints.size(), 3u);
+  EXPECT_GT(latest_one_epoch_end, 0);
+  // The one-epoch trials were reported before the group's last trial finished.
+  EXPECT_LT(latest_one_epoch_end, three_epoch_end);
 }
 
 }  // namespace

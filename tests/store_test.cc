@@ -170,6 +170,64 @@ TEST_F(StoreTest, ConcurrentWritesSucceedOrFailOnTheirOwn) {
   EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT MIN(acked_seq) FROM trials"), kReports);
 }
 
+// Six trials over two architectures; ordinals 0, 2 and 4 share conv1_depth 8.
+std::vector<std::string> TwoArchitectureParams() {
+  std::vector<std::string> params;
+  for (int i = 0; i < 6; ++i) {
+    params.push_back(R"({"conv1_depth":)" + std::to_string(i % 2 == 0 ? 8 : 16) +
+                     R"(,"keep_prob":0.)" + std::to_string(i + 1) + "}");
+  }
+  return params;
+}
+
+TEST_F(StoreTest, GroupLeaseTakesFusableTrials) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TwoArchitectureParams(), 0).ok());
+  absl::StatusOr<std::vector<LeaseGrant>> group = store_->AcquireTrials(worker_, 1000, 100, 8);
+  ASSERT_TRUE(group.ok()) << group.status();
+  ASSERT_EQ(group->size(), 3u);
+  std::set<int64_t> ids;
+  for (const LeaseGrant& grant : *group) {
+    EXPECT_NE(grant.params_json.find(R"("conv1_depth":8)"), std::string::npos) << grant.params_json;
+    EXPECT_EQ(grant.attempt, 1);
+    EXPECT_EQ(grant.lease_expires_ms, 1100);
+    ids.insert(grant.trial_id);
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  // Each trial of the group has its own seed, the one a lease of it alone would carry.
+  EXPECT_NE((*group)[0].trial_seed, (*group)[1].trial_seed);
+  store_.reset();
+  EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM trials WHERE state = 2"), 3);
+}
+
+TEST_F(StoreTest, GroupLeaseStopsAtMaxTrials) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TwoArchitectureParams(), 0).ok());
+  absl::StatusOr<std::vector<LeaseGrant>> group = store_->AcquireTrials(worker_, 1000, 100, 2);
+  ASSERT_TRUE(group.ok()) << group.status();
+  EXPECT_EQ(group->size(), 2u);
+  absl::StatusOr<std::vector<LeaseGrant>> single = store_->AcquireTrials(worker_, 1000, 100, 1);
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_EQ(single->size(), 1u);
+}
+
+TEST_F(StoreTest, GroupLeaseKeepsConcurrencyLimit) {
+  NewSweep sweep = MakeSweep();
+  sweep.max_concurrent_trials = 2;
+  ASSERT_TRUE(store_->CreateSweep(sweep, TwoArchitectureParams(), 0).ok());
+  absl::StatusOr<std::vector<LeaseGrant>> group = store_->AcquireTrials(worker_, 1000, 100, 8);
+  ASSERT_TRUE(group.ok()) << group.status();
+  EXPECT_EQ(group->size(), 2u);
+  absl::StatusOr<std::vector<LeaseGrant>> none = store_->AcquireTrials(worker_, 1000, 100, 8);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, GroupLeaseWithoutPartnerIsSingle) {
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(4), 0).ok());
+  absl::StatusOr<std::vector<LeaseGrant>> group = store_->AcquireTrials(worker_, 1000, 100, 8);
+  ASSERT_TRUE(group.ok()) << group.status();
+  EXPECT_EQ(group->size(), 1u);
+}
+
 TEST_F(StoreTest, DuplicateParametersAreRejected) {
   absl::StatusOr<int64_t> sweep = store_->CreateSweep(MakeSweep(), {R"({"a":1})", R"({"a":1})"}, 0);
   EXPECT_FALSE(sweep.ok());

@@ -6,9 +6,11 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_join.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/params_proto.h"
@@ -56,6 +58,19 @@ struct Agent::TrialRun final : TrainingObserver {
   }
 
   bool StopRequested() override { return stop_requested.load() || agent.stopping(); }
+
+  void OnEnded(const absl::StatusOr<TrainingResult>& ended) override {
+    std::lock_guard lock(mutex);
+    if (!result.has_value()) result = ended;
+    changed.notify_all();
+  }
+
+  // Waits for the result that OnEnded stored.
+  absl::StatusOr<TrainingResult> WaitForResult() {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return result.has_value(); });
+    return *result;
+  }
 
   // Keeps a stream open to the coordinator until every row is acknowledged after Close,
   // reconnecting with backoff when the stream breaks.
@@ -202,10 +217,12 @@ struct Agent::TrialRun final : TrainingObserver {
   v1::StopReason stop_reason = v1::STOP_REASON_UNSPECIFIED;
   std::string stop_message;
   grpc::ClientContext* active_context = nullptr;
+  // Set by OnEnded.
+  std::optional<absl::StatusOr<TrainingResult>> result;
 };
 
-Agent::Agent(AgentOptions options, Trainer& trainer)
-    : options_(std::move(options)), trainer_(trainer) {
+Agent::Agent(AgentOptions options, Trainer& trainer, FusedTrainer* fused_trainer)
+    : options_(std::move(options)), trainer_(trainer), fused_trainer_(fused_trainer) {
   grpc::ChannelArguments arguments;
   // Keepalive pings every 30 s detect a dead coordinator on idle streams; the coordinator
   // accepts pings every 20 s or slower.
@@ -289,6 +306,7 @@ int Agent::Run() {
     v1::AcquireTrialRequest request;
     request.set_worker_id(worker_id_);
     request.set_wait_ms(static_cast<int32_t>(options_.acquire_wait.count()));
+    if (fused_trainer_ != nullptr) request.set_max_trials(std::max(1, options_.max_fused_trials));
     v1::AcquireTrialResponse response;
     const grpc::Status status = stub_->AcquireTrial(&context, request, &response);
     if (!status.ok()) {
@@ -304,30 +322,47 @@ int Agent::Run() {
     }
     failures = 0;
     if (!response.has_lease()) continue;
-    RunTrial(response);
-    ++trials;
+    if (response.grouped_trials_size() > 0) {
+      trials += RunGroup(response);
+    } else {
+      RunTrial(response);
+      ++trials;
+    }
     if (options_.max_trials > 0 && trials >= options_.max_trials) break;
   }
   spdlog::info("worker={} stopped after {} trials", worker_id_, trials);
   return 0;
 }
 
+void Agent::FailInvalid(const v1::Lease& lease, const absl::Status& status) {
+  spdlog::error("trial={} attempt={} has invalid parameters: {}", lease.trial_id(), lease.attempt(),
+                status.message());
+  v1::FinishTrialRequest finish;
+  *finish.mutable_lease() = lease;
+  finish.set_worker_id(worker_id_);
+  finish.set_outcome(v1::TRIAL_OUTCOME_FAILED);
+  finish.set_failure_reason(std::string(status.message()));
+  Finish(finish);
+}
+
+namespace {
+
+absl::StatusOr<Hyperparameters> ParseHyperparameters(
+    const google::protobuf::RepeatedPtrField<v1::Param>& params) {
+  absl::StatusOr<Assignment> assignment = AssignmentFromProto(params);
+  if (!assignment.ok()) return assignment.status();
+  return HyperparametersFromAssignment(*assignment);
+}
+
+}  // namespace
+
 void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
   const v1::Lease& lease = acquired.lease();
   spdlog::info("sweep={} trial={} attempt={} worker={} training started", acquired.sweep_id(),
                lease.trial_id(), lease.attempt(), worker_id_);
-  v1::FinishTrialRequest finish;
-  *finish.mutable_lease() = lease;
-  finish.set_worker_id(worker_id_);
-
-  absl::StatusOr<Assignment> assignment = AssignmentFromProto(acquired.params());
-  absl::StatusOr<Hyperparameters> hyperparameters =
-      assignment.ok() ? HyperparametersFromAssignment(*assignment)
-                      : absl::StatusOr<Hyperparameters>(assignment.status());
+  absl::StatusOr<Hyperparameters> hyperparameters = ParseHyperparameters(acquired.params());
   if (!hyperparameters.ok()) {
-    finish.set_outcome(v1::TRIAL_OUTCOME_FAILED);
-    finish.set_failure_reason(std::string(hyperparameters.status().message()));
-    Finish(finish);
+    FailInvalid(lease, hyperparameters.status());
     return;
   }
 
@@ -337,7 +372,86 @@ void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
                  .attempt = lease.attempt(),
                  .hyperparameters = *hyperparameters,
                  .seed = acquired.trial_seed()};
-  absl::StatusOr<TrainingResult> result = trainer_.Train(spec, run);
+  ReportEnd(run, streamer, trainer_.Train(spec, run));
+}
+
+int64_t Agent::RunGroup(const v1::AcquireTrialResponse& acquired) {
+  std::vector<v1::GroupedTrial> leased;
+  v1::GroupedTrial& first = leased.emplace_back();
+  *first.mutable_lease() = acquired.lease();
+  *first.mutable_params() = acquired.params();
+  first.set_trial_seed(acquired.trial_seed());
+  leased.insert(leased.end(), acquired.grouped_trials().begin(), acquired.grouped_trials().end());
+
+  // Every leased trial streams heartbeats from the start, so that no lease expires while
+  // the trials before it train. Trials that do not fuse with the first train alone after
+  // the group.
+  std::vector<std::unique_ptr<TrialRun>> runs;
+  std::vector<std::thread> streamers;
+  std::vector<TrialSpec> specs;
+  std::vector<size_t> fused;
+  std::vector<size_t> alone;
+  for (const v1::GroupedTrial& trial : leased) {
+    absl::StatusOr<Hyperparameters> hyperparameters = ParseHyperparameters(trial.params());
+    if (!hyperparameters.ok()) {
+      FailInvalid(trial.lease(), hyperparameters.status());
+      continue;
+    }
+    const size_t index = runs.size();
+    specs.push_back(TrialSpec{.trial_id = trial.lease().trial_id(),
+                              .attempt = trial.lease().attempt(),
+                              .hyperparameters = *hyperparameters,
+                              .seed = trial.trial_seed()});
+    const bool fuses = fused.empty() ||
+                       CanFuse(specs[fused.front()].hyperparameters, specs[index].hyperparameters);
+    (fuses ? fused : alone).push_back(index);
+    runs.push_back(std::make_unique<TrialRun>(*this, trial.lease()));
+  }
+  for (std::unique_ptr<TrialRun>& run : runs) {
+    streamers.emplace_back([run = run.get()] { run->StreamLoop(); });
+  }
+  // Each trial's end is reported by its own thread as soon as the trial leaves the group.
+  std::vector<std::thread> reporters;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    reporters.emplace_back([this, &runs, &streamers, i] {
+      ReportEnd(*runs[i], streamers[i], runs[i]->WaitForResult());
+    });
+  }
+
+  std::vector<int64_t> ids;
+  for (size_t index : fused) ids.push_back(specs[index].trial_id);
+  spdlog::info("sweep={} trials={} worker={} training started as one fused group",
+               acquired.sweep_id(), absl::StrJoin(ids, ","), worker_id_);
+  std::vector<TrialSpec> group_specs;
+  std::vector<TrainingObserver*> observers;
+  for (size_t index : fused) {
+    group_specs.push_back(specs[index]);
+    observers.push_back(runs[index].get());
+  }
+  if (!group_specs.empty()) {
+    std::vector<absl::StatusOr<TrainingResult>> results =
+        fused_trainer_->TrainGroup(group_specs, observers);
+    // Results that OnEnded did not deliver: invalid values or a failure of the whole group.
+    for (size_t i = 0; i < fused.size(); ++i) runs[fused[i]]->OnEnded(results[i]);
+  }
+  for (size_t index : alone) {
+    spdlog::info(
+        "sweep={} trial={} attempt={} worker={} training started alone: it does not "
+        "fuse with trial {}",
+        acquired.sweep_id(), specs[index].trial_id, specs[index].attempt, worker_id_,
+        specs[fused.front()].trial_id);
+    runs[index]->OnEnded(trainer_.Train(specs[index], *runs[index]));
+  }
+  for (std::thread& reporter : reporters) reporter.join();
+  return static_cast<int64_t>(leased.size());
+}
+
+void Agent::ReportEnd(TrialRun& run, std::thread& streamer,
+                      const absl::StatusOr<TrainingResult>& result) {
+  const v1::Lease& lease = run.lease;
+  v1::FinishTrialRequest finish;
+  *finish.mutable_lease() = lease;
+  finish.set_worker_id(worker_id_);
   run.Close(std::chrono::seconds(10));
   streamer.join();
 

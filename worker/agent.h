@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "sweep/v1/sweep.grpc.pb.h"
+#include "worker/fused_trainer.h"
 #include "worker/trainer.h"
 
 namespace sweep::worker {
@@ -29,6 +31,9 @@ struct AgentOptions {
   size_t max_buffered_rows = 100'000;
   // Ends Run after this many trials; 0 runs until stopped.
   int64_t max_trials = 0;
+  // Most trials to lease at once and train as one fused model; 1 trains one trial at a
+  // time. Used only when the agent has a FusedTrainer.
+  int32_t max_fused_trials = 1;
   // Worker token sent as "authorization: Bearer TOKEN" on every call; empty sends none.
   std::string token;
   // PEM CA certificates; when set, the connection uses TLS and verifies the coordinator.
@@ -39,9 +44,15 @@ struct AgentOptions {
 // with the trainer while streaming metrics and heartbeats, and reports each trial's end.
 // Rides out coordinator restarts by retrying with backoff and resending unacknowledged
 // metric rows.
+//
+// With a FusedTrainer and max_fused_trials above 1, the agent leases groups of trials that
+// fuse and trains each group as one model. Every trial of a group keeps its own stream,
+// acknowledgements, stop and end report; the end is reported as soon as the trial leaves
+// the group.
 class Agent {
  public:
-  Agent(AgentOptions options, Trainer& trainer);
+  // `fused_trainer` may be null, which trains every trial alone with `trainer`.
+  Agent(AgentOptions options, Trainer& trainer, FusedTrainer* fused_trainer = nullptr);
   ~Agent();
 
   // Runs until Stop() is called (or max_trials trials ended). A trial in training when
@@ -56,6 +67,14 @@ class Agent {
   struct TrialRun;
   bool Register();
   void RunTrial(const v1::AcquireTrialResponse& acquired);
+  // Trains the leased trials of a group response; returns how many trials it leased.
+  int64_t RunGroup(const v1::AcquireTrialResponse& acquired);
+  // Waits until `run` has no unacknowledged rows (or lost its lease), joins its stream
+  // thread and reports the trial's end with `result`.
+  void ReportEnd(TrialRun& run, std::thread& streamer,
+                 const absl::StatusOr<TrainingResult>& result);
+  // Reports a trial that cannot train because its parameters are invalid.
+  void FailInvalid(const v1::Lease& lease, const absl::Status& status);
   void Finish(const v1::FinishTrialRequest& request);
   void Backoff(int attempt);
   // Adds the token and the deadline (when positive) to a call's context.
@@ -64,6 +83,7 @@ class Agent {
 
   const AgentOptions options_;
   Trainer& trainer_;
+  FusedTrainer* const fused_trainer_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   int64_t worker_id_ = 0;

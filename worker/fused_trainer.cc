@@ -638,13 +638,17 @@ class GroupRun {
     TrainingResult result = FinalResult(trials_[slot]);
     result.outcome = outcome;
     result.message = std::move(message);
-    results_[trials_[slot].index] = std::move(result);
-    ended_[slot] = true;
+    SetResult(slot, std::move(result));
   }
 
-  void EndWithError(int64_t slot, absl::Status status) {
-    results_[trials_[slot].index] = std::move(status);
+  void EndWithError(int64_t slot, absl::Status status) { SetResult(slot, std::move(status)); }
+
+  // Stores a trial's result, marks it ended and passes the result to its observer.
+  void SetResult(int64_t slot, absl::StatusOr<TrainingResult> result) {
+    std::optional<absl::StatusOr<TrainingResult>>& stored = results_[trials_[slot].index];
+    stored = std::move(result);
     ended_[slot] = true;
+    trials_[slot].observer->OnEnded(*stored);
   }
 
   // The final metrics every outcome reports, in the unfused trainer's order.
@@ -682,8 +686,7 @@ class GroupRun {
       TrainingResult& result = completed[i];
       result.final_metrics.emplace_back("test_loss", test[i].loss);
       result.final_metrics.emplace_back("test_accuracy", test[i].accuracy);
-      results_[trials_[slot].index] = std::move(result);
-      ended_[slot] = true;
+      SetResult(slot, std::move(result));
     }
   }
 
@@ -991,11 +994,6 @@ class TorchFusedTrainer final : public FusedTrainer {
 };
 
 }  // namespace
-
-bool CanFuse(const Hyperparameters& a, const Hyperparameters& b) {
-  return a.conv1_depth == b.conv1_depth && a.conv2_depth == b.conv2_depth &&
-         a.dense_layer_units == b.dense_layer_units && a.batch_size == b.batch_size;
-}
 
 absl::StatusOr<std::unique_ptr<FusedTrainer>> MakeFusedTrainer(const TorchTrainerOptions& options) {
   if (options.max_train_images < 0 || options.max_test_images < 0 || options.threads < 0 ||

@@ -24,12 +24,6 @@
 
 namespace sweep::worker {
 
-// Returns true when trials with these hyperparameters can train in one fused group: equal
-// conv1_depth, conv2_depth and dense_layer_units (the weights stack into one tensor per
-// layer) and equal batch_size (the trials step together, one batch each per step). The
-// other hyperparameters, num_epochs included, may differ.
-bool CanFuse(const Hyperparameters& a, const Hyperparameters& b);
-
 // Trains groups of trials that CanFuse accepts, one group at a time, with the LibTorch
 // model of MakeTorchTrainer. Each trial reports the metrics, under the same names and
 // steps, that MakeTorchTrainer reports for it alone. On the CPU the values agree within

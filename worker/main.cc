@@ -8,10 +8,20 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "common/logging.h"
 #include "spdlog/spdlog.h"
 #include "worker/agent.h"
+#include "worker/fused_trainer.h"
 #include "worker/trainer.h"
+
+namespace {
+
+// Trials fused per group on a CUDA device when --fuse-trials is auto. An estimate: no
+// GPU run has measured the best group size yet.
+constexpr int32_t kAutoFusedTrialsCuda = 16;
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // SIGINT and SIGTERM are blocked in every thread and taken by the signal thread below.
@@ -71,6 +81,13 @@ int main(int argc, char** argv) {
                  "exit after this many trials; 0 runs until SIGTERM")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  std::string fuse_trials = "auto";
+  app.add_option("--fuse-trials", fuse_trials,
+                 "most trials to lease at once and train as one fused model: 1 turns fusion "
+                 "off; auto uses " +
+                     std::to_string(kAutoFusedTrialsCuda) +
+                     " on a CUDA device and 1 on the CPU, where fusion is slower")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   app.add_option("--log-format", log_format, "text or json (one object per line)")
@@ -134,7 +151,36 @@ int main(int argc, char** argv) {
     trainer = *std::move(torch_trainer);
   }
 
-  sweep::worker::Agent agent(agent_options, *trainer);
+  std::unique_ptr<sweep::worker::FusedTrainer> fused_trainer;
+  if (fuse_trials == "auto") {
+    agent_options.max_fused_trials =
+        !simulated && trainer->device().starts_with("cuda") ? kAutoFusedTrialsCuda : 1;
+  } else if (!absl::SimpleAtoi(fuse_trials, &agent_options.max_fused_trials) ||
+             agent_options.max_fused_trials < 1 || agent_options.max_fused_trials > 256) {
+    spdlog::critical("--fuse-trials {} is invalid; pass auto or a number from 1 to 256",
+                     fuse_trials);
+    return 2;
+  }
+  if (agent_options.max_fused_trials > 1 && simulated) {
+    spdlog::critical(
+        "--fuse-trials {} needs the LibTorch trainer; drop --simulated-trainer or "
+        "pass --fuse-trials 1",
+        fuse_trials);
+    return 2;
+  }
+  if (agent_options.max_fused_trials > 1) {
+    absl::StatusOr<std::unique_ptr<sweep::worker::FusedTrainer>> made =
+        sweep::worker::MakeFusedTrainer(torch_options);
+    if (!made.ok()) {
+      spdlog::critical("cannot create the fused trainer: {}", made.status().message());
+      return 1;
+    }
+    fused_trainer = *std::move(made);
+    spdlog::info("fusing up to {} trials of one architecture per group",
+                 agent_options.max_fused_trials);
+  }
+
+  sweep::worker::Agent agent(agent_options, *trainer, fused_trainer.get());
   std::atomic<bool> run_ended{false};
   std::thread signal_thread([&agent, &signals, &run_ended] {
     int signal_number = 0;

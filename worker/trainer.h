@@ -24,19 +24,6 @@ struct TrialSpec {
   uint64_t seed = 0;
 };
 
-// Receives metrics while a trial trains. Called on the training thread.
-class TrainingObserver {
- public:
-  virtual ~TrainingObserver() = default;
-
-  // Records one metric value. Epochs count from 1; `step` counts optimizer steps from 1
-  // over the whole trial (0 for values that belong to no step).
-  virtual void OnMetric(int32_t epoch, int64_t step, std::string_view name, double value) = 0;
-
-  // Polled once per training step; true ends training after that step.
-  virtual bool StopRequested() = 0;
-};
-
 enum class TrainingOutcome {
   kCompleted,
   // StopRequested() returned true.
@@ -54,6 +41,24 @@ struct TrainingResult {
   // Why training ended when it did not complete, e.g. "diverged: train loss is nan at
   // epoch 1 step 3".
   std::string message;
+};
+
+// Receives metrics while a trial trains. Called on the training thread.
+class TrainingObserver {
+ public:
+  virtual ~TrainingObserver() = default;
+
+  // Records one metric value. Epochs count from 1; `step` counts optimizer steps from 1
+  // over the whole trial (0 for values that belong to no step).
+  virtual void OnMetric(int32_t epoch, int64_t step, std::string_view name, double value) = 0;
+
+  // Polled once per training step; true ends training after that step.
+  virtual bool StopRequested() = 0;
+
+  // Receives the trial's result as soon as it is known. FusedTrainer calls it when a trial
+  // leaves its group, before TrainGroup returns, so that the trial's end can be reported
+  // while the others train; Trainer::Train does not call it.
+  virtual void OnEnded(const absl::StatusOr<TrainingResult>& result) {}
 };
 
 // Trains trials one at a time. Errors (bad data, LibTorch exceptions, out of memory) come
