@@ -1,6 +1,7 @@
 // A real sweep: the coordinator and a LibTorch worker as separate processes on loopback,
 // training on a subset of the real Fashion-MNIST files.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <set>
 #include <thread>
@@ -140,6 +141,59 @@ TEST(EndToEnd, FusedGroupKeepsEachTrialSeparate) {
   EXPECT_GT(latest_one_epoch_end, 0);
   // The one-epoch trials were reported before the group's last trial finished.
   EXPECT_LT(latest_one_epoch_end, three_epoch_end);
+}
+
+// A fused worker killed mid-group loses no trial: every trial of the group is requeued when
+// its lease expires and an unfused worker trains it again.
+TEST(EndToEnd, KilledFusedWorkerGroupIsRequeued) {
+  TempDir dir;
+  const auto db = dir.path() / "sweep.db";
+  CoordinatorProcess coordinator(dir.path(), db,
+                                 {"--lease-seconds", "2", "--heartbeat-seconds", "0.5"});
+  const std::vector<std::string> data_flags = {"--data-dir",          SWEEP_FASHION_MNIST_DIR,
+                                               "--max-train-images",  "8000",
+                                               "--validation-images", "1000",
+                                               "--max-test-images",   "1000",
+                                               "--log-every-steps",   "10"};
+  std::vector<std::string> fused_flags = {
+      "--coordinator", coordinator.address(), "--fuse-trials", "3", "--host", "fused"};
+  fused_flags.insert(fused_flags.end(), data_flags.begin(), data_flags.end());
+  auto fused = std::make_unique<Process>(BinaryPath("worker/sweep-worker"), fused_flags,
+                                         dir.path() / "fused.log");
+  TestClient client(coordinator.address());
+  const int64_t sweep_id = client.Submit(
+      R"({"conv1_depth": [8], "conv2_depth": [16], "dense_layer_units": [64],
+          "batch_size": [64], "keep_prob": [0.4, 0.5, 0.6], "num_epochs": [3]})",
+      3);
+  const auto rows_of_every_trial = [&] {
+    return QueryInt(db, "SELECT COUNT(DISTINCT trial_id) FROM metrics WHERE attempt = 1") == 3;
+  };
+  ASSERT_TRUE(WaitFor(rows_of_every_trial, std::chrono::minutes(2))) << fused->Log();
+  fused->Signal(SIGKILL);
+  fused->Wait(std::chrono::seconds(10));
+
+  std::vector<std::string> alone_flags = {"--coordinator",
+                                          coordinator.address(),
+                                          "--fuse-trials",
+                                          "1",
+                                          "--host",
+                                          "alone",
+                                          "--acquire-wait-seconds",
+                                          "1"};
+  alone_flags.insert(alone_flags.end(), data_flags.begin(), data_flags.end());
+  Process alone(BinaryPath("worker/sweep-worker"), alone_flags, dir.path() / "alone.log");
+  const v1::Sweep sweep = client.WaitForSweepEnd(sweep_id, std::chrono::minutes(5));
+  ASSERT_EQ(sweep.state(), v1::SWEEP_STATE_COMPLETED) << alone.Log();
+  EXPECT_EQ(sweep.counts().completed(), 3);
+  for (const v1::Trial& trial : client.Trials(sweep_id)) {
+    SCOPED_TRACE("trial " + std::to_string(trial.id()));
+    EXPECT_EQ(trial.attempt(), 2);
+    EXPECT_EQ(QueryInt(db,
+                       "SELECT COUNT(*) FROM metrics WHERE name = 'val_accuracy' AND "
+                       "attempt = 2 AND trial_id = " +
+                           std::to_string(trial.id())),
+              3);
+  }
 }
 
 }  // namespace

@@ -8,8 +8,13 @@ sweep_add_test(end_to_end_test
   SOURCES end_to_end_test.cc
   LIBRARIES sweep_test_support
   LABELS integration)
+sweep_add_test(group_lease_test
+  SOURCES group_lease_test.cc
+  LIBRARIES sweep_test_support
+  LABELS integration)
 # The integration tests run the programs they test.
 add_dependencies(fault_tolerance_test sweep-coordinator sweep-worker)
+add_dependencies(group_lease_test sweep-coordinator)
 add_dependencies(end_to_end_test sweep-coordinator sweep-worker)
 # A client for the server reflection protocol, generated from the subset the tests use.
 set(reflection_generated_dir "${CMAKE_CURRENT_BINARY_DIR}/generated")
