@@ -13,6 +13,7 @@ settings=(
   SWEEP_DATA_DIR:--data-dir
   SWEEP_DEVICE:--device
   SWEEP_THREADS:--threads
+  SWEEP_FUSE_TRIALS:--fuse-trials
   SWEEP_MAX_TRAIN_IMAGES:--max-train-images
   SWEEP_VALIDATION_IMAGES:--validation-images
   SWEEP_MAX_TEST_IMAGES:--max-test-images
