@@ -114,7 +114,7 @@ TEST(EndToEnd, FusedGroupKeepsEachTrialSeparate) {
 
   std::set<std::string> checkpoints;
   int64_t latest_one_epoch_end = 0;
-  int64_t three_epoch_end = 0;
+  int64_t last_trial_end = 0;
   for (const v1::Trial& trial : client.Trials(sweep_id)) {
     SCOPED_TRACE("trial " + std::to_string(trial.id()));
     EXPECT_EQ(trial.attempt(), 1);
@@ -134,13 +134,13 @@ TEST(EndToEnd, FusedGroupKeepsEachTrialSeparate) {
       latest_one_epoch_end = std::max(latest_one_epoch_end, trial.finished_unix_ms());
     } else {
       EXPECT_EQ(epochs, 4);
-      three_epoch_end = trial.finished_unix_ms();
+      last_trial_end = trial.finished_unix_ms();
     }
   }
   EXPECT_EQ(checkpoints.size(), 3u);
   EXPECT_GT(latest_one_epoch_end, 0);
   // The one-epoch trials were reported before the group's last trial finished.
-  EXPECT_LT(latest_one_epoch_end, three_epoch_end);
+  EXPECT_LT(latest_one_epoch_end, last_trial_end);
 }
 
 // A fused worker killed mid-group loses no trial: every trial of the group is requeued when

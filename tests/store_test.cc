@@ -116,7 +116,7 @@ TEST_F(StoreTest, ConcurrentAcquireNeverDuplicates) {
   EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 200u);
 }
 
-// Concurrent writes share group transactions; a write failing halfway must neither take
+// Concurrent writes share group transactions. A write that fails halfway must neither take
 // the others of its group down nor leave any of its own rows behind.
 TEST_F(StoreTest, ConcurrentWritesSucceedOrFailOnTheirOwn) {
   constexpr int kThreads = 8;
@@ -130,6 +130,7 @@ TEST_F(StoreTest, ConcurrentWritesSucceedOrFailOnTheirOwn) {
                                       "WHEN NEW.name = 'poison' BEGIN "
                                       "SELECT RAISE(ABORT, 'poisoned row'); END")
                   .ok());
+
   std::atomic<int> stored = 0;
   std::atomic<int> failed = 0;
   std::atomic<int> unexpected = 0;
@@ -160,10 +161,12 @@ TEST_F(StoreTest, ConcurrentWritesSucceedOrFailOnTheirOwn) {
     });
   }
   for (std::thread& thread : threads) thread.join();
+
   constexpr int kWrites = kThreads * kTrialsPerThread * kReports;
   EXPECT_EQ(unexpected.load(), 0);
   EXPECT_EQ(stored.load(), kWrites);
   EXPECT_EQ(failed.load(), kWrites);
+  // The database file shows what was committed.
   store_.reset();
   EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM metrics"), kWrites);
   EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM metrics WHERE seq >= 1000"), 0);

@@ -31,8 +31,8 @@ struct AgentOptions {
   size_t max_buffered_rows = 100'000;
   // Ends Run after this many trials; 0 runs until stopped.
   int64_t max_trials = 0;
-  // Most trials to lease at once and train as one fused model; 1 trains one trial at a
-  // time. Used only when the agent has a FusedTrainer.
+  // Maximum number of trials to lease at once and train as one fused model; 1 trains one
+  // trial at a time. Used only when the agent has a FusedTrainer.
   int32_t max_fused_trials = 1;
   // Worker token sent as "authorization: Bearer TOKEN" on every call; empty sends none.
   std::string token;
@@ -47,8 +47,8 @@ struct AgentOptions {
 //
 // With a FusedTrainer and max_fused_trials above 1, the agent leases groups of trials that
 // fuse and trains each group as one model. Every trial of a group keeps its own stream,
-// acknowledgements, stop and end report; the end is reported as soon as the trial leaves
-// the group.
+// acknowledgements, stop and end report. Its end is reported as soon as it leaves the
+// group.
 class Agent {
  public:
   // `fused_trainer` may be null, which trains every trial alone with `trainer`.
