@@ -147,6 +147,25 @@ std::string RenderSweepList(const std::vector<v1::Sweep>& sweeps) {
   return table.Render();
 }
 
+std::string DescribeStoppingRule(const v1::StoppingRule& rule) {
+  switch (rule.rule_case()) {
+    case v1::StoppingRule::kMedian:
+      return absl::StrCat("median (grace epochs ", rule.median().grace_epochs(), ", min trials ",
+                          rule.median().min_trials(), ")");
+    case v1::StoppingRule::kAsha: {
+      std::string text = absl::StrCat("asha (min epochs ", rule.asha().min_epochs(),
+                                      ", reduction factor ", rule.asha().reduction_factor());
+      if (rule.asha().max_epochs() > 0) {
+        absl::StrAppend(&text, ", max epochs ", rule.asha().max_epochs());
+      }
+      return text + ")";
+    }
+    case v1::StoppingRule::RULE_NOT_SET:
+      break;
+  }
+  return "none";
+}
+
 std::string RenderSweepDetail(const v1::Sweep& sweep) {
   KeyValues entries = {
       {"sweep", std::to_string(sweep.id())},
@@ -158,6 +177,9 @@ std::string RenderSweepDetail(const v1::Sweep& sweep) {
       {"grid size", std::to_string(sweep.grid_size())},
       {"combinations", sweep.combination_count()},
       {"trials", std::to_string(sweep.trial_count())},
+      {"stopping", DescribeStoppingRule(sweep.stopping_rule())},
+      {"max running",
+       sweep.max_concurrent_trials() > 0 ? std::to_string(sweep.max_concurrent_trials()) : "-"},
   };
   for (const auto& [state, count] : CountsByState(sweep.counts())) {
     entries.emplace_back(std::string(state), std::to_string(count));

@@ -35,6 +35,9 @@ nlohmann::json WorkerToJson(const v1::Worker& worker, int64_t now_unix_ms);
 // A table of sweeps: id, name, state, trial count, counts by state and creation time.
 std::string RenderSweepList(const std::vector<v1::Sweep>& sweeps);
 
+// Describes a sweep's stopping rule with its settings, or "none".
+std::string DescribeStoppingRule(const v1::StoppingRule& rule);
+
 // One sweep as "key  value" lines, including its grid.
 std::string RenderSweepDetail(const v1::Sweep& sweep);
 

@@ -337,6 +337,30 @@ TEST(RenderSweepListTest, ShowsCountsByState) {
             "        -");
 }
 
+TEST(RenderSweepDetailTest, ShowsStoppingRuleAndLimit) {
+  v1::Sweep sweep;
+  sweep.set_id(4);
+  sweep.mutable_stopping_rule()->mutable_asha()->set_min_epochs(1);
+  sweep.mutable_stopping_rule()->mutable_asha()->set_reduction_factor(3);
+  sweep.set_max_concurrent_trials(8);
+  const std::string text = RenderSweepDetail(sweep);
+  EXPECT_THAT(text, HasSubstr("stopping      asha (min epochs 1, reduction factor 3)\n"));
+  EXPECT_THAT(text, HasSubstr("max running   8\n"));
+}
+
+TEST(RenderSweepDetailTest, ShowsNoneWithoutRule) {
+  const std::string text = RenderSweepDetail(v1::Sweep());
+  EXPECT_THAT(text, HasSubstr("stopping      none\n"));
+  EXPECT_THAT(text, HasSubstr("max running   -\n"));
+}
+
+TEST(DescribeStoppingRuleTest, MedianNamesItsSettings) {
+  v1::StoppingRule rule;
+  rule.mutable_median()->set_grace_epochs(2);
+  rule.mutable_median()->set_min_trials(3);
+  EXPECT_EQ(DescribeStoppingRule(rule), "median (grace epochs 2, min trials 3)");
+}
+
 TEST(RenderMetricHistoryTest, OneRowPerAttemptAndEpoch) {
   google::protobuf::RepeatedPtrField<v1::StoredMetric> history;
   *history.Add() = Row(1, 1, 100, "train_loss", 0.9);
