@@ -78,7 +78,14 @@ void Coordinator::ExpiryLoop() {
 
 absl::StatusOr<ExpiredLeases> Coordinator::ExpireLeasesNow() {
   absl::StatusOr<ExpiredLeases> expired = store_.ExpireLeases(NowUnixMs());
-  if (expired.ok() && expired->requeued + expired->failed > 0) NotifyChange();
+  if (!expired.ok()) return expired;
+  if (tensorboard_ != nullptr) {
+    for (const auto& [sweep_id, trial_id] : expired->failed_trials) {
+      WarnOnTensorBoardError(
+          tensorboard_->WriteTrialEnd(sweep_id, trial_id, v1::TRIAL_STATE_FAILED, {}));
+    }
+  }
+  if (expired->requeued + expired->failed > 0) NotifyChange();
   return expired;
 }
 

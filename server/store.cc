@@ -257,7 +257,7 @@ struct Store::Statements {
                            "UPDATE workers SET current_trial_id = NULL, last_seen_ms = ? "
                            "WHERE id = ? AND current_trial_id = ?"),
         expired(db,
-                "SELECT t.id, t.attempt, s.max_attempts, t.worker_id FROM trials t "
+                "SELECT t.id, t.attempt, s.max_attempts, t.worker_id, t.sweep_id FROM trials t "
                 "JOIN sweeps s ON s.id = t.sweep_id "
                 "WHERE t.state = 2 AND t.lease_expires_ms < ?"),
         requeue(db,
@@ -1110,6 +1110,7 @@ absl::StatusOr<ExpiredLeases> Store::ExpireLeases(int64_t now) {
       int64_t attempt;
       int64_t max_attempts;
       int64_t worker_id;
+      int64_t sweep_id;
     };
     std::vector<Expired> expired;
     Statement& select = statements_->expired;
@@ -1118,8 +1119,8 @@ absl::StatusOr<ExpiredLeases> Store::ExpireLeases(int64_t now) {
       absl::StatusOr<bool> row = select.Step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      expired.push_back(
-          {select.ColumnInt(0), select.ColumnInt(1), select.ColumnInt(2), select.ColumnInt(3)});
+      expired.push_back({select.ColumnInt(0), select.ColumnInt(1), select.ColumnInt(2),
+                         select.ColumnInt(3), select.ColumnInt(4)});
     }
 
     ExpiredLeases result;
@@ -1134,6 +1135,7 @@ absl::StatusOr<ExpiredLeases> Store::ExpireLeases(int64_t now) {
             .Bind(3, trial.trial_id);
         SWEEP_RETURN_IF_ERROR(fail.Run());
         ++result.failed;
+        result.failed_trials.emplace_back(trial.sweep_id, trial.trial_id);
         spdlog::warn("trial={} attempt={} worker={} lease expired; trial failed after {} attempts",
                      trial.trial_id, trial.attempt, trial.worker_id, trial.attempt);
       } else {

@@ -87,6 +87,8 @@ struct FinishResult {
 struct ExpiredLeases {
   int64_t requeued = 0;
   int64_t failed = 0;
+  // (sweep id, trial id) of each trial failed.
+  std::vector<std::pair<int64_t, int64_t>> failed_trials;
 };
 
 // Durable state of the coordinator in one SQLite file: sweeps, trials, metric rows and

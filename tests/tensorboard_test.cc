@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/coordinator.h"
+#include "server/store.h"
 #include "server/tensorboard_events.pb.h"
 
 namespace sweep::server {
@@ -397,6 +399,37 @@ TEST_F(TensorBoardWriterTest, TrialEndMapsStates) {
     EXPECT_GT(data.session_end_info().end_time_secs(), 1.6e9);
     ++trial_id;
   }
+}
+
+// A trial that a lease expiry fails gets its session end, like one a worker reports.
+TEST_F(TensorBoardWriterTest, ExpiredLeaseWritesFailedEnd) {
+  std::unique_ptr<TensorBoardWriter> writer = CreateWriter();
+  ASSERT_NE(writer, nullptr);
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open((root_ / "sweep.db").string());
+  ASSERT_TRUE(store.ok()) << store.status();
+  Coordinator coordinator(**store, CoordinatorOptions{.lease_ms = 1, .max_attempts = 1},
+                          writer.get());
+  v1::SubmitSweepRequest submit;
+  submit.set_grid_json(R"({"conv1_depth": [8]})");
+  submit.set_grid_size(1);
+  absl::StatusOr<v1::SubmitSweepResponse> sweep = coordinator.SubmitSweep(submit);
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  absl::StatusOr<int64_t> worker = (*store)->RegisterWorker("host", "cpu", NowUnixMs());
+  ASSERT_TRUE(worker.ok());
+  absl::StatusOr<v1::AcquireTrialResponse> acquired =
+      coordinator.AcquireTrial(*worker, 0, 1, [] { return false; });
+  ASSERT_TRUE(acquired.ok()) << acquired.status();
+  ASSERT_TRUE(acquired->has_lease());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  absl::StatusOr<ExpiredLeases> expired = coordinator.ExpireLeasesNow();
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  ASSERT_EQ(expired->failed, 1);
+  const std::vector<tensorboard::Event> events =
+      ReadSummaryEvents(TrialDir(sweep->sweep().id(), acquired->lease().trial_id()));
+  ASSERT_EQ(events.size(), 2u);
+  const tensorboard::HParamsPluginData data = PluginData(events[1], "_hparams_/session_end_info");
+  EXPECT_EQ(data.session_end_info().status(), tensorboard::STATUS_FAILURE);
 }
 
 TEST_F(TensorBoardWriterTest, TrialEndRejectsNonFinalState) {
