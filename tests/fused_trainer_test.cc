@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/hyperparameters.h"
+#include "tests/support/trainer.h"
 #include "worker/idx_reader.h"
 #include "worker/lenet.h"
 #include "worker/trainer.h"
@@ -26,6 +26,12 @@
 namespace sweep::worker {
 namespace {
 
+using sweep::testing::DeterministicFinalMetrics;
+using sweep::testing::FinalMetrics;
+using sweep::testing::MakeFused;
+using sweep::testing::Metric;
+using sweep::testing::RecordingObserver;
+using sweep::testing::SmallHyperparameters;
 using ::testing::HasSubstr;
 
 // Relative tolerance between a fused trial's metrics and its unfused run's. The grouped
@@ -34,30 +40,9 @@ using ::testing::HasSubstr;
 // difference after 32 steps was below 1e-6.
 constexpr double kRelativeTolerance = 1e-4;
 
-// Small enough to train 1,000 images in well under a second per trial on one core.
-Hyperparameters SmallHyperparameters() {
-  Hyperparameters hyperparameters;
-  hyperparameters.conv1_depth = 8;
-  hyperparameters.conv2_depth = 16;
-  hyperparameters.dense_layer_units = 64;
-  hyperparameters.batch_size = 64;
-  hyperparameters.num_epochs = 2;
-  hyperparameters.learning_rate = 2e-3;
-  return hyperparameters;
-}
-
 // 1,000 training images (16 steps per epoch), 500 validation and 500 test images.
 TorchTrainerOptions SmallOptions() {
-  TorchTrainerOptions options;
-  options.data_dir = SWEEP_FASHION_MNIST_DIR;
-  options.device = "cpu";
-  options.max_train_images = 1500;
-  options.validation_images = 500;
-  options.max_test_images = 500;
-  // One thread keeps the tests fast when other processes share the cores.
-  options.threads = 1;
-  options.log_every_steps = 5;
-  return options;
+  return sweep::testing::SmallTrainerOptions(/*max_train_images=*/1500, /*max_test_images=*/500);
 }
 
 // Three trials that differ in every hyperparameter a group may vary.
@@ -70,64 +55,13 @@ std::vector<TrialSpec> ThreeTrials() {
   for (size_t i = 0; i < variants.size(); ++i) {
     TrialSpec trial{.trial_id = static_cast<int64_t>(10 + i),
                     .attempt = 1,
-                    .hyperparameters = SmallHyperparameters(),
+                    .hyperparameters = SmallHyperparameters(/*num_epochs=*/2),
                     .seed = 100 + i};
     std::tie(trial.hyperparameters.learning_rate, trial.hyperparameters.keep_prob,
              trial.hyperparameters.augmentation) = variants[i];
     trials.push_back(trial);
   }
   return trials;
-}
-
-struct Metric {
-  int32_t epoch = 0;
-  int64_t step = 0;
-  std::string name;
-  double value = 0;
-
-  bool operator==(const Metric&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& stream, const Metric& metric) {
-  return stream << "{epoch " << metric.epoch << ", step " << metric.step << ", " << metric.name
-                << "=" << metric.value << "}";
-}
-
-// Records the metrics whose values depend only on the seeds and the data, not on timing.
-// Requests a stop at the poll numbered `stop_at_poll` (from 1).
-class RecordingObserver final : public TrainingObserver {
- public:
-  explicit RecordingObserver(int64_t stop_at_poll = 0) : stop_at_poll_(stop_at_poll) {}
-
-  void OnMetric(int32_t epoch, int64_t step, std::string_view name, double value) override {
-    if (name == "epoch_seconds" || name == "images_per_second") return;
-    metrics.push_back(Metric{epoch, step, std::string(name), value});
-  }
-  bool StopRequested() override {
-    ++polls;
-    return stop_at_poll_ > 0 && polls >= stop_at_poll_;
-  }
-
-  std::vector<Metric> metrics;
-  int64_t polls = 0;
-
- private:
-  const int64_t stop_at_poll_;
-};
-
-// Final metrics without train_seconds, which depends on timing.
-std::map<std::string, double> FinalMetrics(const TrainingResult& result) {
-  std::map<std::string, double> metrics;
-  for (const auto& [name, value] : result.final_metrics) {
-    if (name != "train_seconds") metrics[name] = value;
-  }
-  return metrics;
-}
-
-std::unique_ptr<FusedTrainer> MakeFused(const TorchTrainerOptions& options) {
-  absl::StatusOr<std::unique_ptr<FusedTrainer>> trainer = MakeFusedTrainer(options);
-  EXPECT_TRUE(trainer.ok()) << trainer.status();
-  return trainer.ok() ? *std::move(trainer) : nullptr;
 }
 
 // What one trial reported: its result and its observer's metrics.
@@ -153,19 +87,18 @@ std::vector<TrialRecord> TrainFused(FusedTrainer& trainer, const std::vector<Tri
   std::vector<TrialRecord> records(trials.size());
   for (size_t i = 0; i < trials.size() && i < results.size(); ++i) {
     records[i] = TrialRecord{.result = std::move(results[i]),
-                             .metrics = observers[i]->metrics,
+                             .metrics = observers[i]->DeterministicMetrics(),
                              .polls = observers[i]->polls};
   }
   return records;
 }
 
 TrialRecord TrainUnfused(const TrialSpec& trial) {
-  absl::StatusOr<std::unique_ptr<Trainer>> trainer = MakeTorchTrainer(SmallOptions());
-  EXPECT_TRUE(trainer.ok()) << trainer.status();
-  if (!trainer.ok()) return {};
+  std::unique_ptr<Trainer> trainer = sweep::testing::MakeTrainer(SmallOptions());
+  if (trainer == nullptr) return {};
   RecordingObserver observer;
-  absl::StatusOr<TrainingResult> result = (*trainer)->Train(trial, observer);
-  return TrialRecord{.result = std::move(result), .metrics = observer.metrics};
+  absl::StatusOr<TrainingResult> result = trainer->Train(trial, observer);
+  return TrialRecord{.result = std::move(result), .metrics = observer.DeterministicMetrics()};
 }
 
 // True when `a` and `b` agree within kRelativeTolerance of the larger magnitude.
@@ -185,8 +118,8 @@ void ExpectMetricsNear(const std::vector<Metric>& actual, const std::vector<Metr
 }
 
 void ExpectFinalMetricsNear(const TrainingResult& actual, const TrainingResult& expected) {
-  const std::map<std::string, double> actual_final = FinalMetrics(actual);
-  const std::map<std::string, double> expected_final = FinalMetrics(expected);
+  const std::map<std::string, double> actual_final = DeterministicFinalMetrics(actual);
+  const std::map<std::string, double> expected_final = DeterministicFinalMetrics(expected);
   ASSERT_EQ(actual_final.size(), expected_final.size());
   for (const auto& [name, value] : expected_final) {
     SCOPED_TRACE(name);
@@ -204,17 +137,8 @@ void ExpectSameMetricsWithinTolerance(const TrialRecord& fused, const TrialRecor
   ExpectFinalMetricsNear(*fused.result, *unfused.result);
 }
 
-const FashionMnist& RealData() {
-  static const FashionMnist* const data = [] {
-    absl::StatusOr<FashionMnist> read = ReadFashionMnist(SWEEP_FASHION_MNIST_DIR);
-    EXPECT_TRUE(read.ok()) << read.status();
-    return new FashionMnist(read.ok() ? *std::move(read) : FashionMnist{});
-  }();
-  return *data;
-}
-
 TEST(CanFuseTest, SharedArchitectureAndBatchSize) {
-  const Hyperparameters base = SmallHyperparameters();
+  const Hyperparameters base = SmallHyperparameters(/*num_epochs=*/2);
   Hyperparameters other = base;
   other.learning_rate = 0.1;
   other.keep_prob = 0.9;
@@ -225,7 +149,7 @@ TEST(CanFuseTest, SharedArchitectureAndBatchSize) {
 }
 
 TEST(CanFuseTest, DifferentShapesDoNotFuse) {
-  const Hyperparameters base = SmallHyperparameters();
+  const Hyperparameters base = SmallHyperparameters(/*num_epochs=*/2);
   const std::vector<std::pair<std::string, int64_t Hyperparameters::*>> fields = {
       {"conv1_depth", &Hyperparameters::conv1_depth},
       {"conv2_depth", &Hyperparameters::conv2_depth},
@@ -305,7 +229,8 @@ TEST(FusedTrainerTest, StoppedTrialLeavesOthersUnchanged) {
     ASSERT_TRUE(baseline[i].result.ok()) << baseline[i].result.status();
     EXPECT_EQ(stopped[i].result->outcome, TrainingOutcome::kCompleted);
     EXPECT_EQ(stopped[i].metrics, baseline[i].metrics);
-    EXPECT_EQ(FinalMetrics(*stopped[i].result), FinalMetrics(*baseline[i].result));
+    EXPECT_EQ(DeterministicFinalMetrics(*stopped[i].result),
+              DeterministicFinalMetrics(*baseline[i].result));
   }
 }
 
@@ -329,7 +254,8 @@ TEST(FusedTrainerTest, DivergingTrialEndsAlone) {
     ASSERT_TRUE(baseline[i].result.ok()) << baseline[i].result.status();
     EXPECT_EQ(diverged[i].result->outcome, TrainingOutcome::kCompleted);
     EXPECT_EQ(diverged[i].metrics, baseline[i].metrics);
-    EXPECT_EQ(FinalMetrics(*diverged[i].result), FinalMetrics(*baseline[i].result));
+    EXPECT_EQ(DeterministicFinalMetrics(*diverged[i].result),
+              DeterministicFinalMetrics(*baseline[i].result));
   }
 }
 
@@ -441,17 +367,7 @@ TEST(FusedTrainerTest, UnknownDeviceIsRejected) {
   EXPECT_THAT(trainer.status().message(), HasSubstr("device \"tpu\""));
 }
 
-class FusedTrainerFilesTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) / "fused-trainer-checkpoints";
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::filesystem::path dir_;
-};
+class FusedTrainerFilesTest : public sweep::testing::TempDirTest {};
 
 TEST_F(FusedTrainerFilesTest, CheckpointsLoadIntoUnfusedModel) {
   TorchTrainerOptions options = SmallOptions();
@@ -462,23 +378,17 @@ TEST_F(FusedTrainerFilesTest, CheckpointsLoadIntoUnfusedModel) {
 
   const std::vector<TrialRecord> fused = TrainFused(*trainer, trials);
 
-  const TensorDataset test = ToTensorDataset(RealData().test, 0, 500, torch::kCPU);
+  const TensorDataset test = ToTensorDataset(sweep::testing::RealData().test, 0, 500, torch::kCPU);
   for (size_t i = 0; i < trials.size(); ++i) {
     SCOPED_TRACE(::testing::Message() << "trial " << trials[i].trial_id);
     ASSERT_TRUE(fused[i].result.ok()) << fused[i].result.status();
     EXPECT_EQ(fused[i].result->checkpoint_path,
               (dir_ / ("trial-" + std::to_string(trials[i].trial_id) + "-attempt-1") / "best.pt")
                   .string());
-    torch::serialize::InputArchive archive;
-    archive.load_from(fused[i].result->checkpoint_path);
-    torch::serialize::InputArchive model_archive;
-    ASSERT_TRUE(archive.try_read("model", model_archive));
     LeNet model(trials[i].hyperparameters);
-    model->load(model_archive);
-    torch::serialize::InputArchive optimizer_archive;
-    ASSERT_TRUE(archive.try_read("optimizer", optimizer_archive));
     torch::optim::Adam optimizer(model->parameters());
-    optimizer.load(optimizer_archive);
+    ASSERT_NO_FATAL_FAILURE(
+        sweep::testing::LoadCheckpoint(fused[i].result->checkpoint_path, model, optimizer));
     EXPECT_EQ(optimizer.state().size(), model->parameters().size());
     const std::map<std::string, double> final_metrics = FinalMetrics(*fused[i].result);
     const auto& conv1_bias_state = static_cast<const torch::optim::AdamParamState&>(

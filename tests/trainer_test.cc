@@ -10,131 +10,44 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
-#include <tuple>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/hyperparameters.h"
+#include "tests/support/trainer.h"
 #include "worker/idx_reader.h"
 #include "worker/lenet.h"
 
 namespace sweep::worker {
 namespace {
 
+using sweep::testing::FinalMetrics;
+using sweep::testing::MakeTrainer;
+using sweep::testing::Metric;
+using sweep::testing::RealData;
+using sweep::testing::RecordingObserver;
+using sweep::testing::SmallHyperparameters;
 using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::Key;
 
-// Small enough to train 3,000 images in about a second on one CPU core.
-Hyperparameters SmallHyperparameters() {
-  Hyperparameters hyperparameters;
-  hyperparameters.conv1_depth = 8;
-  hyperparameters.conv2_depth = 16;
-  hyperparameters.dense_layer_units = 64;
-  hyperparameters.batch_size = 64;
-  hyperparameters.num_epochs = 1;
-  hyperparameters.learning_rate = 2e-3;
-  return hyperparameters;
-}
-
 // 3,000 training and 500 validation images, 1,000 test images.
 TorchTrainerOptions SmallOptions() {
-  TorchTrainerOptions options;
-  options.data_dir = SWEEP_FASHION_MNIST_DIR;
-  options.device = "cpu";
-  options.max_train_images = 3500;
-  options.validation_images = 500;
-  options.max_test_images = 1000;
-  // One thread keeps the tests fast when other processes share the cores.
-  options.threads = 1;
-  options.log_every_steps = 5;
-  return options;
-}
-
-struct Metric {
-  int32_t epoch;
-  int64_t step;
-  std::string name;
-  double value;
-};
-
-// Records every metric; requests a stop at the poll numbered `stop_at_poll` (from 1).
-class RecordingObserver final : public TrainingObserver {
- public:
-  explicit RecordingObserver(int64_t stop_at_poll = 0) : stop_at_poll_(stop_at_poll) {}
-
-  void OnMetric(int32_t epoch, int64_t step, std::string_view name, double value) override {
-    metrics.push_back(Metric{epoch, step, std::string(name), value});
-  }
-  bool StopRequested() override {
-    ++polls;
-    return stop_at_poll_ > 0 && polls >= stop_at_poll_;
-  }
-
-  // Metrics whose values depend only on the seed and the data, not on timing.
-  std::vector<std::tuple<int32_t, int64_t, std::string, double>> DeterministicMetrics() const {
-    std::vector<std::tuple<int32_t, int64_t, std::string, double>> result;
-    for (const Metric& metric : metrics) {
-      if (metric.name == "epoch_seconds" || metric.name == "images_per_second") continue;
-      result.emplace_back(metric.epoch, metric.step, metric.name, metric.value);
-    }
-    return result;
-  }
-
-  std::vector<Metric> metrics;
-  int64_t polls = 0;
-
- private:
-  const int64_t stop_at_poll_;
-};
-
-std::map<std::string, double> FinalMetrics(const TrainingResult& result) {
-  std::map<std::string, double> metrics;
-  for (const auto& [name, value] : result.final_metrics) metrics[name] = value;
-  return metrics;
-}
-
-std::unique_ptr<Trainer> MakeTrainer(const TorchTrainerOptions& options) {
-  absl::StatusOr<std::unique_ptr<Trainer>> trainer = MakeTorchTrainer(options);
-  EXPECT_TRUE(trainer.ok()) << trainer.status();
-  return trainer.ok() ? *std::move(trainer) : nullptr;
+  return sweep::testing::SmallTrainerOptions(/*max_train_images=*/3500, /*max_test_images=*/1000);
 }
 
 TrialSpec SmallTrial(uint64_t seed) {
-  return TrialSpec{
-      .trial_id = 3, .attempt = 2, .hyperparameters = SmallHyperparameters(), .seed = seed};
+  return TrialSpec{.trial_id = 3,
+                   .attempt = 2,
+                   .hyperparameters = SmallHyperparameters(/*num_epochs=*/1),
+                   .seed = seed};
 }
-
-const FashionMnist& RealData() {
-  static const FashionMnist* const data = [] {
-    absl::StatusOr<FashionMnist> read = ReadFashionMnist(SWEEP_FASHION_MNIST_DIR);
-    EXPECT_TRUE(read.ok()) << read.status();
-    return new FashionMnist(read.ok() ? *std::move(read) : FashionMnist{});
-  }();
-  return *data;
-}
-
-class TempDirTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ =
-        std::filesystem::path(::testing::TempDir()) /
-        ("trainer-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::filesystem::path dir_;
-};
 
 TEST(LeNetTest, EvaluateTwiceGivesSameResult) {
   torch::manual_seed(1);
-  LeNet model(SmallHyperparameters());
+  LeNet model(SmallHyperparameters(/*num_epochs=*/1));
   const TensorDataset data = ToTensorDataset(RealData().test, 0, 700, torch::kCPU);
   model->train();
 
@@ -148,7 +61,7 @@ TEST(LeNetTest, EvaluateTwiceGivesSameResult) {
 
 TEST(LeNetTest, EvaluateKeepsEvalMode) {
   torch::manual_seed(1);
-  LeNet model(SmallHyperparameters());
+  LeNet model(SmallHyperparameters(/*num_epochs=*/1));
   const TensorDataset data = ToTensorDataset(RealData().test, 0, 100, torch::kCPU);
   model->eval();
 
@@ -159,7 +72,7 @@ TEST(LeNetTest, EvaluateKeepsEvalMode) {
 
 TEST(LeNetTest, EvaluateBatchSizeDoesNotChangeAccuracy) {
   torch::manual_seed(1);
-  LeNet model(SmallHyperparameters());
+  LeNet model(SmallHyperparameters(/*num_epochs=*/1));
   const TensorDataset data = ToTensorDataset(RealData().test, 0, 700, torch::kCPU);
 
   const Evaluation small_batches = Evaluate(model, data, 100);
@@ -170,7 +83,7 @@ TEST(LeNetTest, EvaluateBatchSizeDoesNotChangeAccuracy) {
 }
 
 TEST(LeNetTest, OutputHasTenLogitsPerImage) {
-  LeNet model(SmallHyperparameters());
+  LeNet model(SmallHyperparameters(/*num_epochs=*/1));
 
   const torch::Tensor logits = model->forward(torch::rand({5, 1, 28, 28}));
 
@@ -363,11 +276,8 @@ TEST(TorchTrainerTest, SameSeedReproducesMetrics) {
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(other.ok()) << other.status();
   EXPECT_EQ(first_observer.DeterministicMetrics(), second_observer.DeterministicMetrics());
-  std::map<std::string, double> first_final = FinalMetrics(*first);
-  std::map<std::string, double> second_final = FinalMetrics(*second);
-  first_final.erase("train_seconds");
-  second_final.erase("train_seconds");
-  EXPECT_EQ(first_final, second_final);
+  EXPECT_EQ(sweep::testing::DeterministicFinalMetrics(*first),
+            sweep::testing::DeterministicFinalMetrics(*second));
   EXPECT_NE(first_observer.DeterministicMetrics(), other_observer.DeterministicMetrics());
 }
 
@@ -483,7 +393,7 @@ TEST(TorchTrainerTest, AutoDeviceUsesCpuWithoutCuda) {
   EXPECT_EQ(trainer->device(), "cpu");
 }
 
-class TorchTrainerFilesTest : public TempDirTest {};
+class TorchTrainerFilesTest : public sweep::testing::TempDirTest {};
 
 TEST_F(TorchTrainerFilesTest, BadDataDirNamesFileAndRetries) {
   TorchTrainerOptions options = SmallOptions();
@@ -521,16 +431,10 @@ TEST_F(TorchTrainerFilesTest, CheckpointHoldsBestModelAndOptimizer) {
 
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->checkpoint_path, (dir_ / "trial-3-attempt-2" / "best.pt").string());
-  torch::serialize::InputArchive archive;
-  archive.load_from(result->checkpoint_path);
-  torch::serialize::InputArchive model_archive;
-  ASSERT_TRUE(archive.try_read("model", model_archive));
   LeNet model(trial.hyperparameters);
-  model->load(model_archive);
-  torch::serialize::InputArchive optimizer_archive;
-  ASSERT_TRUE(archive.try_read("optimizer", optimizer_archive));
   torch::optim::Adam optimizer(model->parameters());
-  optimizer.load(optimizer_archive);
+  ASSERT_NO_FATAL_FAILURE(
+      sweep::testing::LoadCheckpoint(result->checkpoint_path, model, optimizer));
   EXPECT_EQ(optimizer.state().size(), model->parameters().size());
   // The checkpoint is the model the trainer tested: evaluating it on the unaugmented test
   // images reproduces the reported test metrics.

@@ -9,8 +9,6 @@
 #include "worker/fused_trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
-#include <c10/util/Exception.h>
 #include <c10/util/string_utils.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -20,42 +18,32 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/string_view.h"
 #include "common/hyperparameters.h"
 #include "worker/augmentation.h"
 #include "worker/idx_reader.h"
 #include "worker/lenet.h"
+#include "worker/torch_common.h"
 #include "worker/trainer.h"
 
 namespace sweep::worker {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// The next four constants equal those of the unfused trainer in worker/torch_trainer.cc,
-// so that a fused trial draws the same batches and is checked and evaluated the same way.
-// The fused-against-unfused test fails when they drift apart.
-constexpr uint64_t kOrderSeedMix = 0x9e3779b97f4a7c15;
-constexpr int64_t kDefaultCheckEverySteps = 50;
-constexpr int64_t kCpuEvalBatchSize = 128;
-constexpr int64_t kCudaEvalBatchSize = 1000;
+using internal::Clock;
+using internal::DataSplits;
+using internal::EpochTraining;
+using internal::Seconds;
 
 // On CUDA an evaluation batch runs through every trial at once, so the batch shrinks as
 // the group grows to keep its activations near those of a training step of 64 trials.
@@ -84,8 +72,6 @@ constexpr std::array<std::string_view, 4> kLayerNames = {"conv1", "conv2", "dens
 // One tensor per LeNet parameter, each with the trials as leading dimension: slice k has
 // the shape of the LeNet parameter (dense weights are [out, in], like torch::nn::Linear).
 using StackedTensors = std::vector<torch::Tensor>;
-
-double Seconds(Clock::duration duration) { return std::chrono::duration<double>(duration).count(); }
 
 // Runs every trial's first convolution on its own images [K * N, 1, 28, 28], trial-major,
 // and concatenates the outputs to [N, K * conv1_depth, 28, 28], the layout of a grouped
@@ -209,35 +195,6 @@ std::vector<Evaluation> EvaluateGroup(const StackedTensors& parameters, const Te
   return evaluations;
 }
 
-// Applies one Adam update to one trial's slice of a float CPU parameter. The per-element
-// formula is FusedAdam's in worker/torch_trainer.cc, written the same way so that the
-// fused and unfused updates round alike.
-void AdamUpdateSlice(float* values, const float* grads, float* exp_avg, float* exp_avg_sq,
-                     int64_t size, double learning_rate, int64_t step,
-                     const torch::optim::AdamOptions& options) {
-  const double beta1 = std::get<0>(options.betas());
-  const double beta2 = std::get<1>(options.betas());
-  const double bias_correction1 = 1 - std::pow(beta1, step);
-  const double bias_correction2 = 1 - std::pow(beta2, step);
-  const float step_size = static_cast<float>(learning_rate / bias_correction1);
-  const float sqrt_bias_correction2 = static_cast<float>(std::sqrt(bias_correction2));
-  const float eps = static_cast<float>(options.eps());
-  const float b1 = static_cast<float>(beta1);
-  const float b2 = static_cast<float>(beta2);
-  const float one_minus_b1 = static_cast<float>(1 - beta1);
-  const float one_minus_b2 = static_cast<float>(1 - beta2);
-  at::parallel_for(0, size, 1 << 15, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float grad = grads[i];
-      const float m = exp_avg[i] * b1 + one_minus_b1 * grad;
-      const float v = exp_avg_sq[i] * b2 + one_minus_b2 * grad * grad;
-      exp_avg[i] = m;
-      exp_avg_sq[i] = v;
-      values[i] -= step_size * (m / (std::sqrt(v) / sqrt_bias_correction2 + eps));
-    }
-  });
-}
-
 // A torch::optim::Adam whose state can be set, so that a trial's slice of the fused
 // optimizer state saves in the unfused trainer's checkpoint format.
 class CheckpointAdam final : public torch::optim::Adam {
@@ -253,38 +210,6 @@ class CheckpointAdam final : public torch::optim::Adam {
     state_[c10::guts::to_string(parameter.unsafeGetTensorImpl())] = std::move(state);
   }
 };
-
-// The training, validation and test sets on the trainer's device.
-struct DataSplits {
-  TensorDataset train;
-  TensorDataset validation;
-  TensorDataset test;
-};
-
-// The unfused trainer's checks of one trial's values.
-absl::Status ValidateHyperparameters(const Hyperparameters& hyperparameters) {
-  for (const auto& [name, value] :
-       {std::pair<absl::string_view, int64_t>{"conv1_depth", hyperparameters.conv1_depth},
-        {"conv2_depth", hyperparameters.conv2_depth},
-        {"dense_layer_units", hyperparameters.dense_layer_units},
-        {"batch_size", hyperparameters.batch_size},
-        {"num_epochs", hyperparameters.num_epochs}}) {
-    if (value <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("hyperparameter \"", name, "\": value ", value, " is not positive"));
-    }
-  }
-  if (!(hyperparameters.keep_prob > 0 && hyperparameters.keep_prob <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "hyperparameter \"keep_prob\": value ", hyperparameters.keep_prob, " is outside (0, 1]"));
-  }
-  if (!(hyperparameters.learning_rate > 0 && std::isfinite(hyperparameters.learning_rate))) {
-    return absl::InvalidArgumentError(absl::StrCat("hyperparameter \"learning_rate\": value ",
-                                                   hyperparameters.learning_rate,
-                                                   " is not a positive finite number"));
-  }
-  return absl::OkStatus();
-}
 
 // Checks the group as a whole: matching sizes, observers present, fusable trials.
 absl::Status ValidateGroup(const std::vector<TrialSpec>& trials,
@@ -336,8 +261,7 @@ class GroupRun {
         data_(data),
         device_(device),
         hyperparameters_(trials.front().spec->hyperparameters),
-        check_every_steps_(options.log_every_steps > 0 ? options.log_every_steps
-                                                       : kDefaultCheckEverySteps),
+        check_every_steps_(internal::CheckEverySteps(options)),
         trials_(std::move(trials)),
         results_(results) {}
 
@@ -358,8 +282,7 @@ class GroupRun {
       torch::manual_seed(trial.spec->seed);
       LeNet model(trial.spec->hyperparameters);
       trial.dropout_generator = MakeDropoutGenerator(*trial.spec);
-      trial.order_generator =
-          at::make_generator<at::CPUGeneratorImpl>(trial.spec->seed ^ kOrderSeedMix);
+      trial.order_generator = internal::MakeOrderGenerator(trial.spec->seed);
       const double drop_probability = 1.0 - trial.spec->hyperparameters.keep_prob;
       trial.keep_probability = 1 - drop_probability;
       const auto named = model->named_parameters();
@@ -419,28 +342,12 @@ class GroupRun {
     }
     for (int64_t slot = 0; slot < size(); ++slot) {
       if (ended_[slot]) continue;
-      ReportEpoch(trials_[slot], epoch, training[slot], validation[slot], train_seconds,
-                  Seconds(Clock::now() - epoch_start));
+      internal::ReportEpochMetrics(
+          *trials_[slot].observer, epoch, step_, training[slot], validation[slot],
+          static_cast<double>(data_.train.size()) / train_seconds, epoch_start);
     }
     CompleteTrials(epoch);
     RemoveEndedTrials();
-  }
-
-  struct EpochTraining {
-    double loss = 0;
-    double accuracy = 0;
-  };
-
-  void ReportEpoch(GroupTrial& trial, int32_t epoch, const EpochTraining& training,
-                   const Evaluation& validation, double train_seconds, double epoch_seconds) {
-    TrainingObserver& observer = *trial.observer;
-    observer.OnMetric(epoch, step_, "train_loss", training.loss);
-    observer.OnMetric(epoch, step_, "train_accuracy", training.accuracy);
-    observer.OnMetric(epoch, step_, "val_loss", validation.loss);
-    observer.OnMetric(epoch, step_, "val_accuracy", validation.accuracy);
-    observer.OnMetric(epoch, step_, "epoch_seconds", epoch_seconds);
-    observer.OnMetric(epoch, step_, "images_per_second",
-                      static_cast<double>(data_.train.size()) / train_seconds);
   }
 
   // Runs one epoch of training steps, each trial over the training set in its own new
@@ -595,9 +502,9 @@ class GroupRun {
     float* exp_avg_sq = exp_avg_sq_[index].data_ptr<float>();
     for (int64_t slot = 0; slot < size(); ++slot) {
       const int64_t offset = slot * slice_size;
-      AdamUpdateSlice(values + offset, grads + offset, exp_avg + offset, exp_avg_sq + offset,
-                      slice_size, trials_[slot].spec->hyperparameters.learning_rate, step,
-                      adam_options_);
+      internal::AdamUpdate(values + offset, grads + offset, exp_avg + offset, exp_avg_sq + offset,
+                           slice_size, trials_[slot].spec->hyperparameters.learning_rate, step,
+                           adam_options_);
     }
   }
 
@@ -621,15 +528,12 @@ class GroupRun {
   void PollStopRequests(int32_t epoch) {
     for (int64_t slot = 0; slot < size(); ++slot) {
       if (ended_[slot] || !trials_[slot].observer->StopRequested()) continue;
-      End(slot, TrainingOutcome::kStopped,
-          absl::StrCat("stopped at epoch ", epoch, " step ", step_));
+      End(slot, TrainingOutcome::kStopped, internal::StoppedMessage(epoch, step_));
     }
   }
 
   void Diverge(int64_t slot, double loss, int32_t epoch) {
-    End(slot, TrainingOutcome::kDiverged,
-        absl::StrCat("diverged: train loss is ", std::isnan(loss) ? "nan" : "inf", " at epoch ",
-                     epoch, " step ", step_));
+    End(slot, TrainingOutcome::kDiverged, internal::DivergedMessage(loss, epoch, step_));
   }
 
   // Stores the result of a trial that stopped or diverged. It leaves the group at the next
@@ -654,12 +558,8 @@ class GroupRun {
   // The final metrics every outcome reports, in the unfused trainer's order.
   TrainingResult FinalResult(const GroupTrial& trial) const {
     TrainingResult result;
-    if (trial.best_epoch > 0) {
-      result.final_metrics.emplace_back("best_val_accuracy", trial.best_validation.accuracy);
-      result.final_metrics.emplace_back("best_val_loss", trial.best_validation.loss);
-      result.final_metrics.emplace_back("best_epoch", trial.best_epoch);
-    }
-    result.final_metrics.emplace_back("train_seconds", Seconds(Clock::now() - start_));
+    internal::AddSummaryMetrics(trial.best_epoch, trial.best_validation,
+                                Seconds(Clock::now() - start_), result);
     result.checkpoint_path = trial.checkpoint_path;
     return result;
   }
@@ -683,10 +583,8 @@ class GroupRun {
         EvaluateGroup(Select(best_parameters_, index), data_.test, EvalBatchSize());
     for (size_t i = 0; i < completing.size(); ++i) {
       const int64_t slot = completing[i];
-      TrainingResult& result = completed[i];
-      result.final_metrics.emplace_back("test_loss", test[i].loss);
-      result.final_metrics.emplace_back("test_accuracy", test[i].accuracy);
-      SetResult(slot, std::move(result));
+      internal::AddTestMetrics(test[i], completed[i]);
+      SetResult(slot, std::move(completed[i]));
     }
   }
 
@@ -764,29 +662,12 @@ class GroupRun {
   // torch::optim::Adam over the LeNet's parameters). Does nothing without artifacts_dir.
   absl::Status WriteCheckpoint(int64_t slot) {
     if (options_.artifacts_dir.empty()) return absl::OkStatus();
-    GroupTrial& trial = trials_[slot];
-    const std::filesystem::path dir =
-        options_.artifacts_dir /
-        absl::StrCat("trial-", trial.spec->trial_id, "-attempt-", trial.spec->attempt);
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          dir.string(), ": cannot create the checkpoint directory: ", error.message()));
-    }
-
     torch::serialize::OutputArchive archive;
     WriteTrialArchives(slot, archive);
-    // Writing a temporary file first keeps the previous checkpoint whole if this one fails.
-    const std::filesystem::path path = dir / "best.pt";
-    const std::filesystem::path partial_path = dir / "best.pt.partial";
-    archive.save_to(partial_path.string());
-    std::filesystem::rename(partial_path, path, error);
-    if (error) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path.string(), ": cannot write the checkpoint: ", error.message()));
-    }
-    trial.checkpoint_path = path.string();
+    absl::StatusOr<std::string> path =
+        internal::SaveCheckpoint(archive, options_.artifacts_dir, *trials_[slot].spec);
+    if (!path.ok()) return path.status();
+    trials_[slot].checkpoint_path = *std::move(path);
     return absl::OkStatus();
   }
 
@@ -818,8 +699,8 @@ class GroupRun {
   }
 
   int64_t EvalBatchSize() const {
-    if (!device_.is_cuda()) return kCpuEvalBatchSize;
-    return std::clamp<int64_t>(kCudaEvalImagesPerForward / size(), 1, kCudaEvalBatchSize);
+    if (!device_.is_cuda()) return internal::kCpuEvalBatchSize;
+    return std::clamp<int64_t>(kCudaEvalImagesPerForward / size(), 1, internal::kCudaEvalBatchSize);
   }
 
   const TorchTrainerOptions& options_;
@@ -852,42 +733,6 @@ class GroupRun {
   int64_t step_ = 0;
 };
 
-absl::StatusOr<torch::Device> ResolveDevice(const std::string& requested) {
-  if (requested == "auto") {
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
-                                       : torch::Device(torch::kCPU);
-  }
-  std::optional<torch::Device> device;
-  try {
-    device.emplace(requested);
-  } catch (const c10::Error&) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device \"", requested, "\" is invalid; use auto, cpu, cuda or cuda:N"));
-  }
-  if (device->is_cpu()) return torch::Device(torch::kCPU);
-  if (!device->is_cuda()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device \"", requested, "\" is not supported; use auto, cpu, cuda or cuda:N"));
-  }
-  const int64_t cuda_devices = static_cast<int64_t>(torch::cuda::device_count());
-  const int64_t index = device->has_index() ? device->index() : 0;
-  if (index >= cuda_devices) {
-    return absl::FailedPreconditionError(absl::StrCat("device \"", requested,
-                                                      "\" is unavailable: LibTorch sees ",
-                                                      cuda_devices, " CUDA devices"));
-  }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
-
-absl::Status LibTorchErrorStatus(const c10::Error& error) {
-  const std::string message = error.what_without_backtrace();
-  if (dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr ||
-      absl::StrContains(message, "can't allocate memory")) {
-    return absl::ResourceExhaustedError(absl::StrCat("fused group: out of memory: ", message));
-  }
-  return absl::InternalError(absl::StrCat("fused group: LibTorch error: ", message));
-}
-
 class TorchFusedTrainer final : public FusedTrainer {
  public:
   TorchFusedTrainer(TorchTrainerOptions options, torch::Device device, int threads)
@@ -902,7 +747,8 @@ class TorchFusedTrainer final : public FusedTrainer {
     std::vector<std::optional<absl::StatusOr<TrainingResult>>> results(trials.size());
     std::vector<GroupTrial> group;
     for (size_t i = 0; i < trials.size(); ++i) {
-      if (absl::Status status = ValidateHyperparameters(trials[i].hyperparameters); !status.ok()) {
+      if (absl::Status status = internal::ValidateHyperparameters(trials[i].hyperparameters);
+          !status.ok()) {
         results[i] = std::move(status);
         continue;
       }
@@ -933,7 +779,10 @@ class TorchFusedTrainer final : public FusedTrainer {
       std::vector<GroupTrial> group,
       std::vector<std::optional<absl::StatusOr<TrainingResult>>>& results) {
     try {
-      if (absl::Status status = LoadData(); !status.ok()) return status;
+      if (absl::Status status = internal::LoadDataOnce(options_, device_, "fused trainer: ", data_);
+          !status.ok()) {
+        return status;
+      }
       // The OpenMP thread count is per thread, and TrainGroup may run on a thread other
       // than the one that created the trainer.
       torch::set_num_threads(threads_);
@@ -947,44 +796,9 @@ class TorchFusedTrainer final : public FusedTrainer {
       spdlog::info("fused trainer: group of {} trials finished in {:.1f} s", ids.size(),
                    Seconds(Clock::now() - start));
       return absl::OkStatus();
-    } catch (const c10::Error& error) {
-      return LibTorchErrorStatus(error);
-    } catch (const std::bad_alloc& error) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("fused group: out of memory: ", error.what()));
-    } catch (const std::exception& error) {
-      return absl::InternalError(absl::StrCat("fused group: ", error.what()));
+    } catch (const std::exception&) {
+      return internal::CurrentExceptionToStatus("fused group");
     }
-  }
-
-  // Loads the data set once, split like the unfused trainer's.
-  absl::Status LoadData() {
-    if (data_.has_value()) return absl::OkStatus();
-    const Clock::time_point start = Clock::now();
-    absl::StatusOr<FashionMnist> data = ReadFashionMnist(options_.data_dir);
-    if (!data.ok()) return data.status();
-
-    const int64_t available = data->train.size();
-    const int64_t used =
-        options_.max_train_images > 0 ? std::min(options_.max_train_images, available) : available;
-    if (options_.validation_images < 1 || options_.validation_images >= used) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "validation_images ", options_.validation_images, " must be at least 1 and less than ",
-          "the ", used, " training images in use; lower it or raise max_train_images"));
-    }
-    const int64_t test_used = options_.max_test_images > 0
-                                  ? std::min(options_.max_test_images, data->test.size())
-                                  : data->test.size();
-    const int64_t train_end = used - options_.validation_images;
-    data_ = DataSplits{.train = ToTensorDataset(data->train, 0, train_end, device_),
-                       .validation = ToTensorDataset(data->train, train_end, used, device_),
-                       .test = ToTensorDataset(data->test, 0, test_used, device_)};
-    spdlog::info(
-        "fused trainer: loaded Fashion-MNIST from {}: {} training, {} validation, {} test "
-        "images in {:.2f} s",
-        options_.data_dir.string(), train_end, options_.validation_images, test_used,
-        Seconds(Clock::now() - start));
-    return absl::OkStatus();
   }
 
   const TorchTrainerOptions options_;
@@ -996,19 +810,11 @@ class TorchFusedTrainer final : public FusedTrainer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FusedTrainer>> MakeFusedTrainer(const TorchTrainerOptions& options) {
-  if (options.max_train_images < 0 || options.max_test_images < 0 || options.threads < 0 ||
-      options.log_every_steps < 0) {
-    return absl::InvalidArgumentError(
-        "max_train_images, max_test_images, threads and log_every_steps must not be negative");
-  }
-  absl::StatusOr<torch::Device> device = ResolveDevice(options.device);
-  if (!device.ok()) return device.status();
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
-  spdlog::info("fused trainer: device={} threads={}", device->str(), threads);
-  return std::make_unique<TorchFusedTrainer>(options, *device, threads);
+  absl::StatusOr<internal::DeviceAndThreads> configured = internal::ConfigureLibTorch(options);
+  if (!configured.ok()) return configured.status();
+  const auto [device, threads] = *configured;
+  spdlog::info("fused trainer: device={} threads={}", device.str(), threads);
+  return std::make_unique<TorchFusedTrainer>(options, device, threads);
 }
 
 }  // namespace sweep::worker

@@ -1,11 +1,9 @@
 // The LibTorch trainer: the LeNet-5 model, its fused CPU kernels, the training loop and
 // the platform checks done at creation.
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
-#include <c10/util/Exception.h>
 #include <c10/util/string_utils.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -21,12 +19,9 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-#include <new>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -38,36 +33,25 @@
 #include "worker/augmentation.h"
 #include "worker/idx_reader.h"
 #include "worker/lenet.h"
+#include "worker/torch_common.h"
 #include "worker/trainer.h"
 
 namespace sweep::worker {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using internal::Clock;
+using internal::DataSplits;
+using internal::EpochTraining;
+using internal::Seconds;
 
 // Argmax code of ReluMaxPool2x2 for a window whose maximum is not positive, so that ReLU
 // passes no gradient to it.
 constexpr uint8_t kNoGradient = 4;
 
-// Images per evaluation batch. On 2 Zen 4 cores, evaluating 10,000 images with the
-// default model took 1.5 to 2.3 s in batches of 128 and 2.4 to 2.6 s in batches of 1,000.
-constexpr int64_t kCpuEvalBatchSize = 128;
-// NOTE: not measured. GPUs usually evaluate faster in larger batches.
-constexpr int64_t kCudaEvalBatchSize = 1000;
-
-// Steps between divergence checks when step metrics are off.
-constexpr int64_t kDefaultCheckEverySteps = 50;
-
-// Mixed into the trial seed for the generator of batch order and augmentation, so that
-// it draws a different stream from weight initialization and dropout.
-constexpr uint64_t kOrderSeedMix = 0x9e3779b97f4a7c15;
-
-double Seconds(Clock::duration duration) { return std::chrono::duration<double>(duration).count(); }
-
-// The CPU kernels below use SSE2, which every x86-64 CPU has, because GCC 12 does not
-// vectorize the plain loops: the NaN-aware comparisons keep branches in the pooling loop,
-// and std::sqrt may set errno. Each kernel has a scalar version that gives the same results
-// for other CPUs and for the last elements.
+// The pooling kernels below use SSE2, which every x86-64 CPU has, because GCC 12 does not
+// vectorize the plain loops: the NaN-aware comparisons keep branches in them. Each kernel
+// has a scalar version that gives the same results for other CPUs and for the last
+// elements.
 
 // Finds the maximum of a 2x2 window, its position (0 to 3 in row-major order) and applies
 // ReLU. Like max_pool2d it keeps the first maximum, and a NaN wins over any number.
@@ -259,76 +243,13 @@ bool CanFuseAdam(const torch::Tensor& parameter, const torch::optim::AdamOptions
          !grad.is_sparse() && options.weight_decay() == 0 && !options.amsgrad();
 }
 
-// Constants of one Adam step, in float like the tensors they apply to.
-struct AdamStep {
-  float beta1;
-  float beta2;
-  float one_minus_beta1;
-  float one_minus_beta2;
-  float step_size;
-  float sqrt_bias_correction2;
-  float eps;
-};
-
-// Updates elements [begin, end) of a parameter and its moments. The formula and bias
-// corrections are torch::optim::Adam's, evaluated per element in float.
-void AdamUpdateRange(const AdamStep& step, int64_t begin, int64_t end, const float* grads,
-                     float* values, float* exp_avg, float* exp_avg_sq) {
-  int64_t i = begin;
-#if defined(__SSE2__)
-  const __m128 beta1 = _mm_set1_ps(step.beta1);
-  const __m128 beta2 = _mm_set1_ps(step.beta2);
-  const __m128 one_minus_beta1 = _mm_set1_ps(step.one_minus_beta1);
-  const __m128 one_minus_beta2 = _mm_set1_ps(step.one_minus_beta2);
-  const __m128 step_size = _mm_set1_ps(step.step_size);
-  const __m128 sqrt_bias_correction2 = _mm_set1_ps(step.sqrt_bias_correction2);
-  const __m128 eps = _mm_set1_ps(step.eps);
-  for (; i + 4 <= end; i += 4) {
-    const __m128 grad = _mm_loadu_ps(grads + i);
-    const __m128 m =
-        _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(exp_avg + i), beta1), _mm_mul_ps(one_minus_beta1, grad));
-    const __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(exp_avg_sq + i), beta2),
-                                _mm_mul_ps(_mm_mul_ps(one_minus_beta2, grad), grad));
-    _mm_storeu_ps(exp_avg + i, m);
-    _mm_storeu_ps(exp_avg_sq + i, v);
-    const __m128 denominator = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(v), sqrt_bias_correction2), eps);
-    _mm_storeu_ps(values + i, _mm_sub_ps(_mm_loadu_ps(values + i),
-                                         _mm_mul_ps(step_size, _mm_div_ps(m, denominator))));
-  }
-#endif
-  for (; i < end; ++i) {
-    const float grad = grads[i];
-    const float m = exp_avg[i] * step.beta1 + step.one_minus_beta1 * grad;
-    const float v = exp_avg_sq[i] * step.beta2 + step.one_minus_beta2 * grad * grad;
-    exp_avg[i] = m;
-    exp_avg_sq[i] = v;
-    values[i] -= step.step_size * (m / (std::sqrt(v) / step.sqrt_bias_correction2 + step.eps));
-  }
-}
-
 // Applies one Adam update to a float parameter in a single pass over its elements.
 void FusedAdamUpdate(torch::Tensor& parameter, torch::optim::AdamParamState& state,
                      const torch::optim::AdamOptions& options) {
   state.step(state.step() + 1);
-  const double beta1 = std::get<0>(options.betas());
-  const double beta2 = std::get<1>(options.betas());
-  const double bias_correction1 = 1 - std::pow(beta1, state.step());
-  const double bias_correction2 = 1 - std::pow(beta2, state.step());
-  const AdamStep step{.beta1 = static_cast<float>(beta1),
-                      .beta2 = static_cast<float>(beta2),
-                      .one_minus_beta1 = static_cast<float>(1 - beta1),
-                      .one_minus_beta2 = static_cast<float>(1 - beta2),
-                      .step_size = static_cast<float>(options.lr() / bias_correction1),
-                      .sqrt_bias_correction2 = static_cast<float>(std::sqrt(bias_correction2)),
-                      .eps = static_cast<float>(options.eps())};
-
-  const float* grads = parameter.grad().data_ptr<float>();
-  float* values = parameter.data_ptr<float>();
-  float* exp_avg = state.exp_avg().data_ptr<float>();
-  float* exp_avg_sq = state.exp_avg_sq().data_ptr<float>();
-  at::parallel_for(0, parameter.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
-    AdamUpdateRange(step, begin, end, grads, values, exp_avg, exp_avg_sq);
-  });
+  internal::AdamUpdate(parameter.data_ptr<float>(), parameter.grad().data_ptr<float>(),
+                       state.exp_avg().data_ptr<float>(), state.exp_avg_sq().data_ptr<float>(),
+                       parameter.numel(), options.lr(), state.step(), options);
 }
 
 }  // namespace
@@ -459,39 +380,6 @@ Evaluation Evaluate(LeNet& model, const TensorDataset& data, int64_t batch_size)
 
 namespace {
 
-// The training, validation and test sets on the trainer's device.
-struct DataSplits {
-  TensorDataset train;
-  TensorDataset validation;
-  TensorDataset test;
-};
-
-absl::Status ValidateHyperparameters(const Hyperparameters& hyperparameters) {
-  const auto positive = [](absl::string_view name, int64_t value) -> absl::Status {
-    if (value > 0) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat("hyperparameter \"", name, "\": value ", value, " is not positive"));
-  };
-  for (const auto& [name, value] :
-       {std::pair<absl::string_view, int64_t>{"conv1_depth", hyperparameters.conv1_depth},
-        {"conv2_depth", hyperparameters.conv2_depth},
-        {"dense_layer_units", hyperparameters.dense_layer_units},
-        {"batch_size", hyperparameters.batch_size},
-        {"num_epochs", hyperparameters.num_epochs}}) {
-    if (absl::Status status = positive(name, value); !status.ok()) return status;
-  }
-  if (!(hyperparameters.keep_prob > 0 && hyperparameters.keep_prob <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "hyperparameter \"keep_prob\": value ", hyperparameters.keep_prob, " is outside (0, 1]"));
-  }
-  if (!(hyperparameters.learning_rate > 0 && std::isfinite(hyperparameters.learning_rate))) {
-    return absl::InvalidArgumentError(absl::StrCat("hyperparameter \"learning_rate\": value ",
-                                                   hyperparameters.learning_rate,
-                                                   " is not a positive finite number"));
-  }
-  return absl::OkStatus();
-}
-
 // Trains one trial on data already on the device. Use once.
 class TrialRun {
  public:
@@ -503,13 +391,13 @@ class TrialRun {
         trial_(trial),
         hyperparameters_(trial.hyperparameters),
         observer_(observer),
-        check_every_steps_(options.log_every_steps > 0 ? options.log_every_steps
-                                                       : kDefaultCheckEverySteps),
-        eval_batch_size_(device.is_cuda() ? kCudaEvalBatchSize : kCpuEvalBatchSize),
+        check_every_steps_(internal::CheckEverySteps(options)),
+        eval_batch_size_(device.is_cuda() ? internal::kCudaEvalBatchSize
+                                          : internal::kCpuEvalBatchSize),
         model_(MakeModel(trial, device)),
         parameters_(model_->parameters()),
         optimizer_(parameters_, torch::optim::AdamOptions(trial.hyperparameters.learning_rate)),
-        order_generator_(at::make_generator<at::CPUGeneratorImpl>(trial.seed ^ kOrderSeedMix)) {
+        order_generator_(internal::MakeOrderGenerator(trial.seed)) {
     const torch::TensorOptions scalar_options = torch::TensorOptions().device(device);
     interval_loss_sum_ = torch::zeros({}, scalar_options.dtype(torch::kDouble));
   }
@@ -522,17 +410,10 @@ class TrialRun {
     const double train_seconds = Seconds(Clock::now() - start);
 
     TrainingResult result = result_.value_or(TrainingResult{});
-    if (best_epoch_ > 0) {
-      result.final_metrics.emplace_back("best_val_accuracy", best_validation_.accuracy);
-      result.final_metrics.emplace_back("best_val_loss", best_validation_.loss);
-      result.final_metrics.emplace_back("best_epoch", best_epoch_);
-    }
-    result.final_metrics.emplace_back("train_seconds", train_seconds);
+    internal::AddSummaryMetrics(best_epoch_, best_validation_, train_seconds, result);
     if (result.outcome == TrainingOutcome::kCompleted) {
       RestoreBestState();
-      const Evaluation test = Evaluate(model_, data_.test, eval_batch_size_);
-      result.final_metrics.emplace_back("test_loss", test.loss);
-      result.final_metrics.emplace_back("test_accuracy", test.accuracy);
+      internal::AddTestMetrics(Evaluate(model_, data_.test, eval_batch_size_), result);
     }
     result.checkpoint_path = checkpoint_path_;
     return result;
@@ -563,21 +444,11 @@ class TrialRun {
       if (absl::Status status = WriteCheckpoint(); !status.ok()) return status;
     }
 
-    observer_.OnMetric(epoch, step_, "train_loss", training->loss);
-    observer_.OnMetric(epoch, step_, "train_accuracy", training->accuracy);
-    observer_.OnMetric(epoch, step_, "val_loss", validation.loss);
-    observer_.OnMetric(epoch, step_, "val_accuracy", validation.accuracy);
-    observer_.OnMetric(epoch, step_, "epoch_seconds", Seconds(Clock::now() - epoch_start));
-    observer_.OnMetric(epoch, step_, "images_per_second",
-                       static_cast<double>(data_.train.size()) / train_seconds);
+    internal::ReportEpochMetrics(observer_, epoch, step_, *training, validation,
+                                 static_cast<double>(data_.train.size()) / train_seconds,
+                                 epoch_start);
     return absl::OkStatus();
   }
-
-  // Mean loss and accuracy of an epoch's training batches, in training mode.
-  struct EpochTraining {
-    double loss = 0;
-    double accuracy = 0;
-  };
 
   // Runs the training steps of one epoch over the training set in a new random order.
   // Returns nothing, with result_ set, when training stopped or diverged.
@@ -606,7 +477,7 @@ class TrialRun {
 
       if (step_ % check_every_steps_ == 0 && !CheckInterval(epoch)) return std::nullopt;
       if (observer_.StopRequested()) {
-        End(TrainingOutcome::kStopped, absl::StrCat("stopped at epoch ", epoch, " step ", step_));
+        End(TrainingOutcome::kStopped, internal::StoppedMessage(epoch, step_));
         return std::nullopt;
       }
     }
@@ -654,9 +525,7 @@ class TrialRun {
   }
 
   void Diverge(double loss, int32_t epoch) {
-    End(TrainingOutcome::kDiverged,
-        absl::StrCat("diverged: train loss is ", std::isnan(loss) ? "nan" : "inf", " at epoch ",
-                     epoch, " step ", step_));
+    End(TrainingOutcome::kDiverged, internal::DivergedMessage(loss, epoch, step_));
   }
 
   void End(TrainingOutcome outcome, std::string message) {
@@ -693,16 +562,6 @@ class TrialRun {
   // a torch::serialize archive with nested archives "model" and "optimizer".
   absl::Status WriteCheckpoint() {
     if (options_.artifacts_dir.empty()) return absl::OkStatus();
-    const std::filesystem::path dir =
-        options_.artifacts_dir /
-        absl::StrCat("trial-", trial_.trial_id, "-attempt-", trial_.attempt);
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          dir.string(), ": cannot create the checkpoint directory: ", error.message()));
-    }
-
     torch::serialize::OutputArchive model_archive;
     model_->save(model_archive);
     torch::serialize::OutputArchive optimizer_archive;
@@ -710,16 +569,10 @@ class TrialRun {
     torch::serialize::OutputArchive archive;
     archive.write("model", model_archive);
     archive.write("optimizer", optimizer_archive);
-    // Writing a temporary file first keeps the previous checkpoint whole if this one fails.
-    const std::filesystem::path path = dir / "best.pt";
-    const std::filesystem::path partial_path = dir / "best.pt.partial";
-    archive.save_to(partial_path.string());
-    std::filesystem::rename(partial_path, path, error);
-    if (error) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(path.string(), ": cannot write the checkpoint: ", error.message()));
-    }
-    checkpoint_path_ = path.string();
+    absl::StatusOr<std::string> path =
+        internal::SaveCheckpoint(archive, options_.artifacts_dir, trial_);
+    if (!path.ok()) return path.status();
+    checkpoint_path_ = *std::move(path);
     return absl::OkStatus();
   }
 
@@ -786,33 +639,6 @@ BlasInfo DescribeBlas() {
   return info;
 }
 
-absl::StatusOr<torch::Device> ResolveDevice(const std::string& requested) {
-  if (requested == "auto") {
-    return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0)
-                                       : torch::Device(torch::kCPU);
-  }
-  std::optional<torch::Device> device;
-  try {
-    device.emplace(requested);
-  } catch (const c10::Error&) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device \"", requested, "\" is invalid; use auto, cpu, cuda or cuda:N"));
-  }
-  if (device->is_cpu()) return torch::Device(torch::kCPU);
-  if (!device->is_cuda()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("device \"", requested, "\" is not supported; use auto, cpu, cuda or cuda:N"));
-  }
-  const int64_t cuda_devices = static_cast<int64_t>(torch::cuda::device_count());
-  const int64_t index = device->has_index() ? device->index() : 0;
-  if (index >= cuda_devices) {
-    return absl::FailedPreconditionError(absl::StrCat("device \"", requested,
-                                                      "\" is unavailable: ", "LibTorch sees ",
-                                                      cuda_devices, " CUDA devices"));
-  }
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
-
 class TorchTrainer final : public Trainer {
  public:
   TorchTrainer(TorchTrainerOptions options, torch::Device device, int threads)
@@ -826,23 +652,11 @@ class TorchTrainer final : public Trainer {
 
   absl::StatusOr<TrainingResult> Train(const TrialSpec& trial,
                                        TrainingObserver& observer) override {
-    const std::string subject =
-        absl::StrCat("trial ", trial.trial_id, " attempt ", trial.attempt, ": ");
     try {
       return TrainOrThrow(trial, observer);
-    } catch (const c10::OutOfMemoryError& error) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat(subject, "out of memory: ", error.what_without_backtrace()));
-    } catch (const c10::Error& error) {
-      const std::string message = error.what_without_backtrace();
-      if (absl::StrContains(message, "can't allocate memory")) {
-        return absl::ResourceExhaustedError(absl::StrCat(subject, "out of memory: ", message));
-      }
-      return absl::InternalError(absl::StrCat(subject, "LibTorch error: ", message));
-    } catch (const std::bad_alloc& error) {
-      return absl::ResourceExhaustedError(absl::StrCat(subject, "out of memory: ", error.what()));
-    } catch (const std::exception& error) {
-      return absl::InternalError(absl::StrCat(subject, error.what()));
+    } catch (const std::exception&) {
+      return internal::CurrentExceptionToStatus(
+          absl::StrCat("trial ", trial.trial_id, " attempt ", trial.attempt));
     }
   }
 
@@ -850,45 +664,20 @@ class TorchTrainer final : public Trainer {
 
  private:
   absl::StatusOr<TrainingResult> TrainOrThrow(const TrialSpec& trial, TrainingObserver& observer) {
-    if (absl::Status status = ValidateHyperparameters(trial.hyperparameters); !status.ok()) {
+    if (absl::Status status = internal::ValidateHyperparameters(trial.hyperparameters);
+        !status.ok()) {
       return status;
     }
     std::optional<c10::StreamGuard> stream_guard;
     if (stream_.has_value()) stream_guard.emplace(*stream_);
-    if (absl::Status status = LoadData(); !status.ok()) return status;
+    if (absl::Status status = internal::LoadDataOnce(options_, device_, "", data_); !status.ok()) {
+      return status;
+    }
     // The OpenMP thread count is per thread, and Train may run on a thread other than the
     // one that created the trainer.
     torch::set_num_threads(threads_);
     TrialRun run(options_, *data_, device_, trial, observer);
     return run.Run();
-  }
-
-  absl::Status LoadData() {
-    if (data_.has_value()) return absl::OkStatus();
-    const Clock::time_point start = Clock::now();
-    absl::StatusOr<FashionMnist> data = ReadFashionMnist(options_.data_dir);
-    if (!data.ok()) return data.status();
-
-    const int64_t available = data->train.size();
-    const int64_t used =
-        options_.max_train_images > 0 ? std::min(options_.max_train_images, available) : available;
-    if (options_.validation_images < 1 || options_.validation_images >= used) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "validation_images ", options_.validation_images, " must be at least 1 and less than ",
-          "the ", used, " training images in use; lower it or raise max_train_images"));
-    }
-    const int64_t test_used = options_.max_test_images > 0
-                                  ? std::min(options_.max_test_images, data->test.size())
-                                  : data->test.size();
-    const int64_t train_end = used - options_.validation_images;
-    data_ = DataSplits{.train = ToTensorDataset(data->train, 0, train_end, device_),
-                       .validation = ToTensorDataset(data->train, train_end, used, device_),
-                       .test = ToTensorDataset(data->test, 0, test_used, device_)};
-    spdlog::info(
-        "loaded Fashion-MNIST from {}: {} training, {} validation, {} test images in {:.2f} s",
-        options_.data_dir.string(), train_end, options_.validation_images, test_used,
-        Seconds(Clock::now() - start));
-    return absl::OkStatus();
   }
 
   const TorchTrainerOptions options_;
@@ -903,28 +692,20 @@ class TorchTrainer final : public Trainer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Trainer>> MakeTorchTrainer(const TorchTrainerOptions& options) {
-  if (options.max_train_images < 0 || options.max_test_images < 0 || options.threads < 0 ||
-      options.log_every_steps < 0) {
-    return absl::InvalidArgumentError(
-        "max_train_images, max_test_images, threads and log_every_steps must not be negative");
-  }
-  absl::StatusOr<torch::Device> device = ResolveDevice(options.device);
-  if (!device.ok()) return device.status();
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
+  absl::StatusOr<internal::DeviceAndThreads> configured = internal::ConfigureLibTorch(options);
+  if (!configured.ok()) return configured.status();
+  const auto [device, threads] = *configured;
 
   const BlasInfo blas = DescribeBlas();
-  spdlog::info("torch trainer: device={} threads={} blas=\"{}\" blas_path={}", device->str(),
+  spdlog::info("torch trainer: device={} threads={} blas=\"{}\" blas_path={}", device.str(),
                threads, blas.name, blas.path);
-  if (blas.reference && device->is_cpu()) {
+  if (blas.reference && device.is_cpu()) {
     spdlog::warn(
         "torch trainer: dense layers use the unoptimised reference BLAS {}; install OpenBLAS "
         "with `apt-get install libopenblas0-openmp` to train several times faster",
         blas.path);
   }
-  return std::make_unique<TorchTrainer>(options, *device, threads);
+  return std::make_unique<TorchTrainer>(options, device, threads);
 }
 
 }  // namespace sweep::worker
