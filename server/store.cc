@@ -346,8 +346,46 @@ struct Store::Statements {
 Store::Store(sqlite3* db) : db_(db) {}
 
 Store::~Store() {
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    checkpoint_stopping_ = true;
+  }
+  checkpoint_wanted_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  sqlite3_close(checkpoint_db_);
   statements_.reset();
+  // Closing the last connection checkpoints the whole log and deletes it.
   sqlite3_close(db_);
+}
+
+int Store::OnWalCommit(void* store, sqlite3* /*db*/, const char* /*name*/, int pages) {
+  if (pages >= kCheckpointPages) {
+    auto* self = static_cast<Store*>(store);
+    {
+      std::lock_guard lock(self->checkpoint_mutex_);
+      self->checkpoint_requested_ = true;
+    }
+    self->checkpoint_wanted_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void Store::CheckpointLoop() {
+  std::unique_lock lock(checkpoint_mutex_);
+  while (true) {
+    checkpoint_wanted_.wait(lock, [&] { return checkpoint_requested_ || checkpoint_stopping_; });
+    if (checkpoint_stopping_) return;
+    checkpoint_requested_ = false;
+    lock.unlock();
+    int log_pages = 0;
+    int copied_pages = 0;
+    const int code = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                               &log_pages, &copied_pages);
+    if (code != SQLITE_OK && code != SQLITE_BUSY) {
+      spdlog::warn("checkpointing the SQLite log failed: {}", sqlite3_errmsg(checkpoint_db_));
+    }
+    lock.lock();
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
@@ -365,9 +403,22 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   SWEEP_RETURN_IF_ERROR(Execute(db, "PRAGMA synchronous = NORMAL"));
   SWEEP_RETURN_IF_ERROR(Execute(db, "PRAGMA foreign_keys = ON"));
   SWEEP_RETURN_IF_ERROR(store->Migrate());
-  std::lock_guard lock(store->mutex_);
-  store->statements_ = std::make_unique<Statements>(db);
-  SWEEP_RETURN_IF_ERROR(store->statements_->PrepareStatus());
+  {
+    std::lock_guard lock(store->mutex_);
+    store->statements_ = std::make_unique<Statements>(db);
+    SWEEP_RETURN_IF_ERROR(store->statements_->PrepareStatus());
+  }
+
+  // Checkpoints copy the log into the database file and sync it, which takes milliseconds.
+  // A thread of their own runs them, so that commits never wait for one.
+  const int checkpoint_code = sqlite3_open_v2(path.c_str(), &store->checkpoint_db_,
+                                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (checkpoint_code != SQLITE_OK) {
+    return SqliteError(store->checkpoint_db_, checkpoint_code,
+                       "opening the checkpoint connection to \"" + path + "\"");
+  }
+  sqlite3_wal_hook(db, &Store::OnWalCommit, store.get());
+  store->checkpointer_ = std::thread([self = store.get()] { self->CheckpointLoop(); });
   return store;
 }
 
@@ -398,7 +449,7 @@ absl::Status Store::RunWrite(absl::FunctionRef<absl::Status()> body) {
   queue_.push_back(&job);
   while (!job.done) {
     if (committing_) {
-      group_done_.wait(lock);
+      job.wake.wait(lock);
       continue;
     }
     // No group is being stored: this thread stores every write queued so far, its own included.
@@ -409,8 +460,13 @@ absl::Status Store::RunWrite(absl::FunctionRef<absl::Status()> body) {
     CommitBatch(batch);
     lock.lock();
     committing_ = false;
-    for (WriteJob* done : batch) done->done = true;
-    group_done_.notify_all();
+    // Each waiter has its own condition variable, so that a commit wakes only the writers
+    // it stored and the next leader.
+    for (WriteJob* done : batch) {
+      done->done = true;
+      if (done != &job) done->wake.notify_one();
+    }
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
   }
   return job.status;
 }
