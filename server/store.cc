@@ -417,6 +417,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     return SqliteError(store->checkpoint_db_, checkpoint_code,
                        "opening the checkpoint connection to \"" + path + "\"");
   }
+  // The connection learns that the file is in WAL mode only once it reads it.
+  SWEEP_RETURN_IF_ERROR(Execute(store->checkpoint_db_, "PRAGMA journal_mode = WAL"));
   sqlite3_wal_hook(db, &Store::OnWalCommit, store.get());
   store->checkpointer_ = std::thread([self = store.get()] { self->CheckpointLoop(); });
   return store;

@@ -231,6 +231,18 @@ TEST_F(StoreTest, GroupLeaseWithoutPartnerIsSingle) {
   EXPECT_EQ(group->size(), 1u);
 }
 
+// Commits never checkpoint themselves; the checkpoint thread copies a large log into the
+// database file while the store stays open.
+TEST_F(StoreTest, CheckpointThreadCopiesLog) {
+  const auto file_size = [&] { return std::filesystem::file_size(path_); };
+  const uintmax_t before = file_size();
+  // About 2,000 pages of log: the trials, their two indexes and the state counts.
+  ASSERT_TRUE(store_->CreateSweep(MakeSweep(), TrialParams(60'000), 0).ok());
+  const bool copied = ::sweep::testing::WaitFor([&] { return file_size() > before + (1 << 20); },
+                                                std::chrono::seconds(10));
+  EXPECT_TRUE(copied) << "database file stayed at " << file_size() << " bytes";
+}
+
 TEST_F(StoreTest, DuplicateParametersAreRejected) {
   absl::StatusOr<int64_t> sweep = store_->CreateSweep(MakeSweep(), {R"({"a":1})", R"({"a":1})"}, 0);
   EXPECT_FALSE(sweep.ok());
