@@ -306,7 +306,12 @@ int Agent::Run() {
     v1::AcquireTrialRequest request;
     request.set_worker_id(worker_id_);
     request.set_wait_ms(static_cast<int32_t>(options_.acquire_wait.count()));
-    if (fused_trainer_ != nullptr) request.set_max_trials(std::max(1, options_.max_fused_trials));
+    if (fused_trainer_ != nullptr) {
+      int64_t group = std::max(1, options_.max_fused_trials);
+      // A group never takes the worker past its max_trials.
+      if (options_.max_trials > 0) group = std::min(group, options_.max_trials - trials);
+      request.set_max_trials(static_cast<int32_t>(group));
+    }
     v1::AcquireTrialResponse response;
     const grpc::Status status = stub_->AcquireTrial(&context, request, &response);
     if (!status.ok()) {
