@@ -346,46 +346,8 @@ struct Store::Statements {
 Store::Store(sqlite3* db) : db_(db) {}
 
 Store::~Store() {
-  {
-    std::lock_guard lock(checkpoint_mutex_);
-    checkpoint_stopping_ = true;
-  }
-  checkpoint_wanted_.notify_all();
-  if (checkpointer_.joinable()) checkpointer_.join();
-  sqlite3_close(checkpoint_db_);
   statements_.reset();
-  // Closing the last connection checkpoints the whole log and deletes it.
   sqlite3_close(db_);
-}
-
-int Store::OnWalCommit(void* store, sqlite3* /*db*/, const char* /*name*/, int pages) {
-  if (pages >= kCheckpointPages) {
-    auto* self = static_cast<Store*>(store);
-    {
-      std::lock_guard lock(self->checkpoint_mutex_);
-      self->checkpoint_requested_ = true;
-    }
-    self->checkpoint_wanted_.notify_one();
-  }
-  return SQLITE_OK;
-}
-
-void Store::CheckpointLoop() {
-  std::unique_lock lock(checkpoint_mutex_);
-  while (true) {
-    checkpoint_wanted_.wait(lock, [&] { return checkpoint_requested_ || checkpoint_stopping_; });
-    if (checkpoint_stopping_) return;
-    checkpoint_requested_ = false;
-    lock.unlock();
-    int log_pages = 0;
-    int copied_pages = 0;
-    const int code = sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                               &log_pages, &copied_pages);
-    if (code != SQLITE_OK && code != SQLITE_BUSY) {
-      spdlog::warn("checkpointing the SQLite log failed: {}", sqlite3_errmsg(checkpoint_db_));
-    }
-    lock.lock();
-  }
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
@@ -409,18 +371,6 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     SWEEP_RETURN_IF_ERROR(store->statements_->PrepareStatus());
   }
 
-  // Checkpoints copy the log into the database file and sync it, which takes milliseconds.
-  // A thread of their own runs them, so that commits never wait for one.
-  const int checkpoint_code = sqlite3_open_v2(path.c_str(), &store->checkpoint_db_,
-                                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (checkpoint_code != SQLITE_OK) {
-    return SqliteError(store->checkpoint_db_, checkpoint_code,
-                       "opening the checkpoint connection to \"" + path + "\"");
-  }
-  // The connection learns that the file is in WAL mode only once it reads it.
-  SWEEP_RETURN_IF_ERROR(Execute(store->checkpoint_db_, "PRAGMA journal_mode = WAL"));
-  sqlite3_wal_hook(db, &Store::OnWalCommit, store.get());
-  store->checkpointer_ = std::thread([self = store.get()] { self->CheckpointLoop(); });
   return store;
 }
 

@@ -10,7 +10,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -30,10 +29,6 @@ inline constexpr int kSchemaVersion = 1;
 // AcquireTrials looks for trials to group with the first among this many pending trials
 // of its sweep (lowest ordinals first), which bounds the time a group lease takes.
 inline constexpr int kFusionWindow = 4096;
-
-// Log size, in pages, from which a commit asks the checkpoint thread to copy the log into
-// the database file; SQLite's own automatic checkpoint uses 1,000.
-inline constexpr int kCheckpointPages = 1000;
 
 struct NewSweep {
   std::string name;
@@ -198,11 +193,6 @@ class Store {
   absl::StatusOr<T> Write(absl::FunctionRef<absl::StatusOr<T>()> body);
   // Stores `batch` in one transaction, one savepoint per job, and sets each job's status.
   void CommitBatch(const std::vector<WriteJob*>& batch);
-  // SQLite's commit hook of the write connection: asks for a checkpoint once the log has
-  // kCheckpointPages pages.
-  static int OnWalCommit(void* store, sqlite3* db, const char* name, int pages);
-  // Runs passive checkpoints on their own connection when asked, until the store closes.
-  void CheckpointLoop();
   absl::Status PrepareStatements();
   absl::StatusOr<v1::Sweep> ReadSweep(Statement& statement);
   absl::Status FillLatestMetrics(v1::Trial& trial);
@@ -225,12 +215,6 @@ class Store {
   std::vector<WriteJob*> queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool committing_ ABSL_GUARDED_BY(queue_mutex_) = false;
 
-  sqlite3* checkpoint_db_ = nullptr;
-  std::thread checkpointer_;
-  std::mutex checkpoint_mutex_;
-  std::condition_variable checkpoint_wanted_;
-  bool checkpoint_requested_ ABSL_GUARDED_BY(checkpoint_mutex_) = false;
-  bool checkpoint_stopping_ ABSL_GUARDED_BY(checkpoint_mutex_) = false;
   struct Statements;
   std::unique_ptr<Statements> statements_ ABSL_GUARDED_BY(mutex_);
 };
