@@ -59,6 +59,24 @@ struct EpochRow {
   std::map<std::string, double> last_values;
 };
 
+// The rule with its settings, or null when the sweep has none.
+nlohmann::json StoppingRuleToJson(const v1::StoppingRule& rule) {
+  switch (rule.rule_case()) {
+    case v1::StoppingRule::kMedian:
+      return {{"rule", "median"},
+              {"grace_epochs", rule.median().grace_epochs()},
+              {"min_trials", rule.median().min_trials()}};
+    case v1::StoppingRule::kAsha:
+      return {{"rule", "asha"},
+              {"min_epochs", rule.asha().min_epochs()},
+              {"reduction_factor", rule.asha().reduction_factor()},
+              {"max_epochs", rule.asha().max_epochs()}};
+    case v1::StoppingRule::RULE_NOT_SET:
+      break;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 nlohmann::json SweepToJson(const v1::Sweep& sweep) {
@@ -77,6 +95,8 @@ nlohmann::json SweepToJson(const v1::Sweep& sweep) {
       {"created_unix_ms", sweep.created_unix_ms()},
       {"parent_sweep_id", sweep.parent_sweep_id() == 0 ? nlohmann::json(nullptr)
                                                        : nlohmann::json(sweep.parent_sweep_id())},
+      {"stopping_rule", StoppingRuleToJson(sweep.stopping_rule())},
+      {"max_concurrent_trials", sweep.max_concurrent_trials()},
   };
 }
 

@@ -209,6 +209,8 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
       std::chrono::milliseconds(std::clamp<int64_t>(wait_ms, 0, options_.max_acquire_wait_ms));
   uint64_t seen = change_count();
   while (true) {
+    // A trial leased to a caller that went away would wait for its lease to expire.
+    if (abandoned()) return v1::AcquireTrialResponse();
     absl::StatusOr<std::vector<LeaseGrant>> grants;
     {
       ScopedLatencyTimer timer(metrics_ != nullptr ? &metrics_->acquire_latency : nullptr);
@@ -246,7 +248,7 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
       return response;
     }
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline || shutting_down() || abandoned()) return response;
+    if (now >= deadline || shutting_down()) return response;
     seen = WaitForChange(seen, std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::min<std::chrono::steady_clock::duration>(
                                        deadline - now, std::chrono::seconds(1))));

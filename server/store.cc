@@ -801,7 +801,7 @@ absl::StatusOr<std::vector<LeaseGrant>> Store::AcquireTrials(int64_t worker_id, 
       return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
     }
     const uint64_t sweep_seed = static_cast<uint64_t>(next.ColumnInt(5));
-    LeaseGrant& first = grants.emplace_back();
+    LeaseGrant first;
     first.trial_id = next.ColumnInt(0);
     first.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
     first.sweep_id = sweep_id;
@@ -809,6 +809,7 @@ absl::StatusOr<std::vector<LeaseGrant>> Store::AcquireTrials(int64_t worker_id, 
     first.trial_seed = TrialSeed(sweep_seed, static_cast<uint64_t>(next.ColumnInt(4)));
     first.lease_expires_ms = now + lease_ms;
     next.Reset();
+    grants.push_back(std::move(first));
     if (group_size > 1) SWEEP_RETURN_IF_ERROR(FindFusableTrials(group_size, sweep_seed, grants));
 
     Statement& lease = statements_->lease_trial;
@@ -821,7 +822,7 @@ absl::StatusOr<std::vector<LeaseGrant>> Store::AcquireTrials(int64_t worker_id, 
       SWEEP_RETURN_IF_ERROR(lease.Run());
     }
     Statement& assign = statements_->touch_worker;
-    assign.Reset().Bind(1, now).Bind(2, first.trial_id).Bind(3, worker_id);
+    assign.Reset().Bind(1, now).Bind(2, grants.front().trial_id).Bind(3, worker_id);
     SWEEP_RETURN_IF_ERROR(assign.Run());
     return grants;
   });

@@ -301,6 +301,19 @@ TEST(TrialToJsonTest, NonFiniteMetricsAreNull) {
   EXPECT_TRUE(json["worker_id"].is_null());
 }
 
+TEST(SweepToJsonTest, IncludesStoppingRuleAndLimit) {
+  v1::Sweep sweep;
+  sweep.mutable_stopping_rule()->mutable_median()->set_grace_epochs(2);
+  sweep.mutable_stopping_rule()->mutable_median()->set_min_trials(3);
+  sweep.set_max_concurrent_trials(4);
+  const nlohmann::json json = SweepToJson(sweep);
+  EXPECT_EQ(json["stopping_rule"]["rule"], "median");
+  EXPECT_EQ(json["stopping_rule"]["grace_epochs"], 2);
+  EXPECT_EQ(json["stopping_rule"]["min_trials"], 3);
+  EXPECT_EQ(json["max_concurrent_trials"], 4);
+  EXPECT_TRUE(SweepToJson(v1::Sweep())["stopping_rule"].is_null());
+}
+
 TEST(SweepToJsonTest, EmbedsGridAndKeepsCountAsString) {
   v1::Sweep sweep;
   sweep.set_id(4);

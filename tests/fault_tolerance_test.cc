@@ -211,4 +211,29 @@ TEST_F(FaultToleranceTest, SigtermReleasesTrialToAnotherWorker) {
 }
 
 }  // namespace
+// An idle worker waiting for a trial exits on SIGTERM at once, without leasing a trial that
+// a sweep submitted right after would offer it.
+TEST_F(FaultToleranceTest, SigtermWhileWaitingLeasesNothing) {
+  CoordinatorProcess coordinator(dir_.path(), db_);
+  TestClient client(coordinator.address());
+  auto worker = std::make_unique<Process>(
+      BinaryPath("worker/sweep-worker"),
+      std::vector<std::string>{"--coordinator", coordinator.address(), "--simulated-trainer",
+                               "--acquire-wait-seconds", "20", "--host", "idle"},
+      dir_.path() / "idle.log");
+  ASSERT_TRUE(
+      WaitFor([&] { return QueryInt(db_, "SELECT COUNT(*) FROM workers") == 1; }, seconds(10)));
+  // The worker's AcquireTrial call is waiting on the coordinator now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  worker->Signal(SIGTERM);
+  const std::optional<int> status = worker->Wait(seconds(5));
+  ASSERT_TRUE(status.has_value()) << worker->Log();
+  ASSERT_TRUE(WIFEXITED(*status)) << worker->Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << worker->Log();
+  const int64_t sweep_id = client.Submit(R"({"num_epochs": [1]})", 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(client.Trials(sweep_id).at(0).attempt(), 0);
+}
+
 }  // namespace sweep::testing

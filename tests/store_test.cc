@@ -198,6 +198,9 @@ TEST_F(StoreTest, GroupLeaseTakesFusableTrials) {
   EXPECT_EQ(ids.size(), 3u);
   // Each trial of the group has its own seed, the one a lease of it alone would carry.
   EXPECT_NE((*group)[0].trial_seed, (*group)[1].trial_seed);
+  absl::StatusOr<std::vector<v1::Worker>> workers = store_->ListWorkers();
+  ASSERT_TRUE(workers.ok()) << workers.status();
+  EXPECT_EQ(workers->at(0).current_trial_id(), (*group)[0].trial_id);
   store_.reset();
   EXPECT_EQ(::sweep::testing::QueryInt(path_, "SELECT COUNT(*) FROM trials WHERE state = 2"), 3);
 }

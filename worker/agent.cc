@@ -246,7 +246,25 @@ Agent::Agent(AgentOptions options, Trainer& trainer, FusedTrainer* fused_trainer
 
 Agent::~Agent() = default;
 
-void Agent::Stop() { stop_.store(true); }
+void Agent::Stop() {
+  stop_.store(true);
+  // A worker waiting for a trial stops at once instead of leasing one it would hand back.
+  std::lock_guard lock(acquire_mutex_);
+  if (acquire_context_ != nullptr) acquire_context_->TryCancel();
+}
+
+void Agent::ReleaseUntrained(const v1::AcquireTrialResponse& acquired) {
+  std::vector<v1::Lease> leases = {acquired.lease()};
+  for (const v1::GroupedTrial& trial : acquired.grouped_trials()) leases.push_back(trial.lease());
+  for (const v1::Lease& lease : leases) {
+    v1::FinishTrialRequest finish;
+    *finish.mutable_lease() = lease;
+    finish.set_worker_id(worker_id_);
+    finish.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
+    finish.set_failure_reason("worker stopping before training");
+    Finish(finish);
+  }
+}
 
 void Agent::Prepare(grpc::ClientContext& context, std::chrono::milliseconds timeout) const {
   if (timeout.count() > 0) context.set_deadline(std::chrono::system_clock::now() + timeout);
@@ -313,7 +331,21 @@ int Agent::Run() {
       request.set_max_trials(static_cast<int32_t>(group));
     }
     v1::AcquireTrialResponse response;
+    {
+      std::lock_guard lock(acquire_mutex_);
+      if (stopping()) break;
+      acquire_context_ = &context;
+    }
     const grpc::Status status = stub_->AcquireTrial(&context, request, &response);
+    {
+      std::lock_guard lock(acquire_mutex_);
+      acquire_context_ = nullptr;
+    }
+    if (stopping()) {
+      // A lease granted while the call was cancelled goes back untrained.
+      if (status.ok() && response.has_lease()) ReleaseUntrained(response);
+      break;
+    }
     if (!status.ok()) {
       if (!IsTransient(status.error_code())) {
         spdlog::error("worker={} acquire rejected: {}", worker_id_, status.error_message());

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -73,6 +74,8 @@ class Agent {
   // thread and reports the trial's end with `result`.
   void ReportEnd(TrialRun& run, std::thread& streamer,
                  const absl::StatusOr<TrainingResult>& result);
+  // Hands every trial of `acquired` back to PENDING without training it.
+  void ReleaseUntrained(const v1::AcquireTrialResponse& acquired);
   // Reports a trial that cannot train because its parameters are invalid.
   void FailInvalid(const v1::Lease& lease, const absl::Status& status);
   void Finish(const v1::FinishTrialRequest& request);
@@ -89,6 +92,9 @@ class Agent {
   int64_t worker_id_ = 0;
   std::chrono::milliseconds heartbeat_interval_{5'000};
   std::atomic<bool> stop_{false};
+  std::mutex acquire_mutex_;
+  // The AcquireTrial call in flight, which Stop cancels.
+  grpc::ClientContext* acquire_context_ = nullptr;
 };
 
 }  // namespace sweep::worker

@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   std::string fuse_trials = "auto";
   app.add_option("--fuse-trials", fuse_trials,
-                 "most trials to lease at once and train as one fused model: 1 turns fusion "
-                 "off; auto uses " +
+                 "most trials (1 to 256) to lease at once and train as one fused model: 1 "
+                 "turns fusion off; auto uses " +
                      std::to_string(kAutoFusedTrialsCuda) +
                      " on a CUDA device and 1 on the CPU, where fusion is slower")
       ->capture_default_str();
