@@ -43,7 +43,7 @@ StopDecision DecideMedian(const v1::MedianStoppingRule& rule, int64_t trial_id, 
   return {true, "median stopping rule at epoch " + std::to_string(epoch) + ": best val_accuracy " +
                     FormatDouble(best) + " is below the median running average " +
                     FormatDouble(median) + " of " + std::to_string(running_averages.size()) +
-                    " other trials"};
+                    (running_averages.size() == 1 ? " other trial" : " other trials")};
 }
 
 StopDecision DecideAsha(const v1::AshaRule& rule, int64_t trial_id, int32_t epoch,

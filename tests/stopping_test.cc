@@ -35,6 +35,15 @@ TEST(MedianRule, StopsTrialBelowMedianOfRunningAverages) {
             "average 0.6 of 3 other trials");
 }
 
+TEST(MedianRule, ReasonNamesOneOtherTrial) {
+  const ValidationHistory history = {{1, {{1, 0.40}, {2, 0.50}}}, {2, {{1, 0.50}, {2, 0.70}}}};
+  const StopDecision decision = DecideStop(Median(1, 1), 1, 2, history);
+  EXPECT_TRUE(decision.stop);
+  EXPECT_EQ(decision.reason,
+            "median stopping rule at epoch 2: best val_accuracy 0.5 is below the median running "
+            "average 0.6 of 1 other trial");
+}
+
 TEST(MedianRule, KeepsTrialAtOrAboveMedian) {
   const ValidationHistory history = {{1, {{1, 0.40}, {2, 0.60}}},
                                      {2, {{1, 0.50}, {2, 0.70}}},
