@@ -222,7 +222,7 @@ absl::StatusOr<v1::AcquireTrialResponse> Coordinator::AcquireTrial(
       for (const LeaseGrant& lease : *grants) {
         absl::StatusOr<Assignment> assignment = AssignmentFromJson(lease.params_json);
         if (!assignment.ok()) return assignment.status();
-        if (lease.trial_id == grants->front().trial_id) {
+        if (&lease == &grants->front()) {
           response.mutable_lease()->set_trial_id(lease.trial_id);
           response.mutable_lease()->set_attempt(lease.attempt);
           response.set_sweep_id(lease.sweep_id);

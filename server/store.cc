@@ -163,6 +163,26 @@ std::string StateName(int state) {
   return v1::TrialState_Name(static_cast<v1::TrialState>(state)).substr(12);
 }
 
+// Builds the grant of a pending trial from a row that starts with its id, attempt, sweep id,
+// params JSON and ordinal.
+LeaseGrant GrantFromRow(const Statement& row, uint64_t sweep_seed, int64_t lease_expires_ms) {
+  LeaseGrant grant;
+  grant.trial_id = row.ColumnInt(0);
+  grant.attempt = static_cast<int32_t>(row.ColumnInt(1)) + 1;
+  grant.sweep_id = row.ColumnInt(2);
+  grant.params_json = row.ColumnText(3);
+  grant.trial_seed = TrialSeed(sweep_seed, static_cast<uint64_t>(row.ColumnInt(4)));
+  grant.lease_expires_ms = lease_expires_ms;
+  return grant;
+}
+
+// Parses a trial's stored params JSON into hyperparameters.
+absl::StatusOr<Hyperparameters> HyperparametersFromJson(const std::string& params_json) {
+  absl::StatusOr<Assignment> assignment = AssignmentFromJson(params_json);
+  if (!assignment.ok()) return assignment.status();
+  return HyperparametersFromAssignment(*assignment);
+}
+
 }  // namespace
 
 struct Store::Statements {
@@ -210,8 +230,9 @@ struct Store::Statements {
                    "ORDER BY IFNULL(r.count, 0), s.id LIMIT 1"),
         fusable_pending(
             db,
-            "SELECT id, attempt, params_json, ordinal FROM (SELECT id, attempt, params_json, "
-            "ordinal FROM trials WHERE state = 1 AND sweep_id = ?1 AND id != ?2 "
+            "SELECT id, attempt, sweep_id, params_json, ordinal FROM (SELECT id, attempt, "
+            "sweep_id, params_json, ordinal FROM trials WHERE state = 1 AND sweep_id = ?1 "
+            "AND id != ?2 "
             "ORDER BY ordinal LIMIT " +
                 std::to_string(kFusionWindow) +
                 ") "
@@ -365,12 +386,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   SWEEP_RETURN_IF_ERROR(Execute(db, "PRAGMA synchronous = NORMAL"));
   SWEEP_RETURN_IF_ERROR(Execute(db, "PRAGMA foreign_keys = ON"));
   SWEEP_RETURN_IF_ERROR(store->Migrate());
-  {
-    std::lock_guard lock(store->mutex_);
-    store->statements_ = std::make_unique<Statements>(db);
-    SWEEP_RETURN_IF_ERROR(store->statements_->PrepareStatus());
-  }
-
+  std::lock_guard lock(store->mutex_);
+  store->statements_ = std::make_unique<Statements>(db);
+  SWEEP_RETURN_IF_ERROR(store->statements_->PrepareStatus());
   return store;
 }
 
@@ -801,15 +819,8 @@ absl::StatusOr<std::vector<LeaseGrant>> Store::AcquireTrials(int64_t worker_id, 
       return absl::InternalError("sweep " + std::to_string(sweep_id) + " lost its pending trial");
     }
     const uint64_t sweep_seed = static_cast<uint64_t>(next.ColumnInt(5));
-    LeaseGrant first;
-    first.trial_id = next.ColumnInt(0);
-    first.attempt = static_cast<int32_t>(next.ColumnInt(1)) + 1;
-    first.sweep_id = sweep_id;
-    first.params_json = next.ColumnText(3);
-    first.trial_seed = TrialSeed(sweep_seed, static_cast<uint64_t>(next.ColumnInt(4)));
-    first.lease_expires_ms = now + lease_ms;
+    grants.push_back(GrantFromRow(next, sweep_seed, now + lease_ms));
     next.Reset();
-    grants.push_back(std::move(first));
     if (group_size > 1) SWEEP_RETURN_IF_ERROR(FindFusableTrials(group_size, sweep_seed, grants));
 
     Statement& lease = statements_->lease_trial;
@@ -847,17 +858,9 @@ absl::Status Store::FindFusableTrials(int64_t group_size, uint64_t sweep_seed,
     absl::StatusOr<bool> row = select.Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    LeaseGrant grant;
-    grant.trial_id = select.ColumnInt(0);
-    grant.attempt = static_cast<int32_t>(select.ColumnInt(1)) + 1;
-    grant.sweep_id = first.sweep_id;
-    grant.params_json = select.ColumnText(2);
-    grant.trial_seed = TrialSeed(sweep_seed, static_cast<uint64_t>(select.ColumnInt(3)));
-    grant.lease_expires_ms = first.lease_expires_ms;
+    LeaseGrant grant = GrantFromRow(select, sweep_seed, first.lease_expires_ms);
     // The query compares the JSON values; the parsed hyperparameters decide.
-    absl::StatusOr<Assignment> candidate = AssignmentFromJson(grant.params_json);
-    if (!candidate.ok()) continue;
-    absl::StatusOr<Hyperparameters> candidate_shape = HyperparametersFromAssignment(*candidate);
+    absl::StatusOr<Hyperparameters> candidate_shape = HyperparametersFromJson(grant.params_json);
     if (candidate_shape.ok() && CanFuse(*shape, *candidate_shape)) {
       grants.push_back(std::move(grant));
     }
@@ -1195,9 +1198,7 @@ absl::Status Store::ApplyStoppingRule(const v1::Lease& lease, LeaseRenewal& rene
   if (!parsed || rule.rule_case() == v1::StoppingRule::RULE_NOT_SET) return absl::OkStatus();
 
   // A trial that just finished its last epoch completes; stopping it would save nothing.
-  absl::StatusOr<Assignment> assignment = AssignmentFromJson(renewal.params_json);
-  if (!assignment.ok()) return assignment.status();
-  absl::StatusOr<Hyperparameters> hyperparameters = HyperparametersFromAssignment(*assignment);
+  absl::StatusOr<Hyperparameters> hyperparameters = HyperparametersFromJson(renewal.params_json);
   if (!hyperparameters.ok()) return hyperparameters.status();
   if (epoch >= hyperparameters->num_epochs) return absl::OkStatus();
 

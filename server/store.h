@@ -87,7 +87,7 @@ struct FinishResult {
 struct ExpiredLeases {
   int64_t requeued = 0;
   int64_t failed = 0;
-  // (sweep id, trial id) of each trial failed.
+  // Sweep id and trial id of each trial that the expiry failed.
   std::vector<std::pair<int64_t, int64_t>> failed_trials;
 };
 

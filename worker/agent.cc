@@ -34,6 +34,24 @@ std::string LocalHostName() {
   return name;
 }
 
+// Lists every trial of an AcquireTrial response, the first one included, in one form.
+std::vector<v1::GroupedTrial> LeasedTrials(const v1::AcquireTrialResponse& acquired) {
+  std::vector<v1::GroupedTrial> leased;
+  v1::GroupedTrial& first = leased.emplace_back();
+  *first.mutable_lease() = acquired.lease();
+  *first.mutable_params() = acquired.params();
+  first.set_trial_seed(acquired.trial_seed());
+  leased.insert(leased.end(), acquired.grouped_trials().begin(), acquired.grouped_trials().end());
+  return leased;
+}
+
+absl::StatusOr<Hyperparameters> ParseHyperparameters(
+    const google::protobuf::RepeatedPtrField<v1::Param>& params) {
+  absl::StatusOr<Assignment> assignment = AssignmentFromProto(params);
+  if (!assignment.ok()) return assignment.status();
+  return HyperparametersFromAssignment(*assignment);
+}
+
 }  // namespace
 
 // State of one leased trial: the training thread adds metric rows; the stream thread sends
@@ -254,11 +272,9 @@ void Agent::Stop() {
 }
 
 void Agent::ReleaseUntrained(const v1::AcquireTrialResponse& acquired) {
-  std::vector<v1::Lease> leases = {acquired.lease()};
-  for (const v1::GroupedTrial& trial : acquired.grouped_trials()) leases.push_back(trial.lease());
-  for (const v1::Lease& lease : leases) {
+  for (const v1::GroupedTrial& trial : LeasedTrials(acquired)) {
     v1::FinishTrialRequest finish;
-    *finish.mutable_lease() = lease;
+    *finish.mutable_lease() = trial.lease();
     finish.set_worker_id(worker_id_);
     finish.set_outcome(v1::TRIAL_OUTCOME_RELEASED);
     finish.set_failure_reason("worker stopping before training");
@@ -382,17 +398,6 @@ void Agent::FailInvalid(const v1::Lease& lease, const absl::Status& status) {
   Finish(finish);
 }
 
-namespace {
-
-absl::StatusOr<Hyperparameters> ParseHyperparameters(
-    const google::protobuf::RepeatedPtrField<v1::Param>& params) {
-  absl::StatusOr<Assignment> assignment = AssignmentFromProto(params);
-  if (!assignment.ok()) return assignment.status();
-  return HyperparametersFromAssignment(*assignment);
-}
-
-}  // namespace
-
 void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
   const v1::Lease& lease = acquired.lease();
   spdlog::info("sweep={} trial={} attempt={} worker={} training started", acquired.sweep_id(),
@@ -413,12 +418,7 @@ void Agent::RunTrial(const v1::AcquireTrialResponse& acquired) {
 }
 
 int64_t Agent::RunGroup(const v1::AcquireTrialResponse& acquired) {
-  std::vector<v1::GroupedTrial> leased;
-  v1::GroupedTrial& first = leased.emplace_back();
-  *first.mutable_lease() = acquired.lease();
-  *first.mutable_params() = acquired.params();
-  first.set_trial_seed(acquired.trial_seed());
-  leased.insert(leased.end(), acquired.grouped_trials().begin(), acquired.grouped_trials().end());
+  const std::vector<v1::GroupedTrial> leased = LeasedTrials(acquired);
 
   // Every leased trial streams heartbeats from the start, so that no lease expires while
   // the trials before it train. Trials that do not fuse with the first train alone after
@@ -456,15 +456,15 @@ int64_t Agent::RunGroup(const v1::AcquireTrialResponse& acquired) {
   }
 
   std::vector<int64_t> ids;
-  for (size_t index : fused) ids.push_back(specs[index].trial_id);
-  spdlog::info("sweep={} trials={} worker={} training started as one fused group",
-               acquired.sweep_id(), absl::StrJoin(ids, ","), worker_id_);
   std::vector<TrialSpec> group_specs;
   std::vector<TrainingObserver*> observers;
   for (size_t index : fused) {
+    ids.push_back(specs[index].trial_id);
     group_specs.push_back(specs[index]);
     observers.push_back(runs[index].get());
   }
+  spdlog::info("sweep={} trials={} worker={} training started as one fused group",
+               acquired.sweep_id(), absl::StrJoin(ids, ","), worker_id_);
   if (!group_specs.empty()) {
     std::vector<absl::StatusOr<TrainingResult>> results =
         fused_trainer_->TrainGroup(group_specs, observers);

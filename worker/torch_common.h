@@ -94,9 +94,9 @@ void AddSummaryMetrics(int32_t best_epoch, const Evaluation& best_validation, do
 // Appends test_loss and test_accuracy to the final metrics of `result`.
 void AddTestMetrics(const Evaluation& test, TrainingResult& result);
 
-// Return the TrainingResult message of a trial that a stop request ended and of one that a
-// non-finite training loss ended.
+// Returns the TrainingResult message of a trial that a stop request ended.
 std::string StoppedMessage(int32_t epoch, int64_t step);
+// Returns the TrainingResult message of a trial that a non-finite training loss ended.
 std::string DivergedMessage(double loss, int32_t epoch, int64_t step);
 
 // Saves `archive` as <artifacts_dir>/trial-<id>-attempt-<n>/best.pt and returns that path.
